@@ -1,0 +1,1 @@
+"""Benchmarks: each figure measured beside its anchor in the same run."""

@@ -1,0 +1,207 @@
+"""Idle footprint: the sidecar (recorder sampling every 2 s) vs a bare grpcio health server.
+
+Starts, side by side in the same run:
+
+* subject: the sidecar (``python -m sidecar serve``, token auth, recorder every
+  2 s). As root it is the sandbox pod's sidecar (a real pod: pause, a quiet
+  shell-less app, shared PID/network namespaces; ``--local`` to skip); else
+  local mode watching a ``sleep`` (its scans then cover the whole host's
+  /proc, so its CPU is an overestimate of a pod's);
+* anchor: a bare ``grpc.server`` with only grpc.health.v1 on loopback.
+
+After ``--seconds`` (60; ``--quick`` 15) of idling it reads, from outside
+(``/proc/PID/status`` VmRSS and ``/proc/PID/stat`` utime+stime), each
+server's RSS and its CPU use over the idle window (after a short settle), and
+prints the medians of ``--runs`` runs:
+
+    idle_rss: X MiB | anchor: Y MiB | ratio: R (goal: <= 1.1)
+    idle_cpu: X % of a core | anchor: Y % | (goal: <= 0.5 %)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SETTLE_S = 3.0
+
+ANCHOR = r"""
+from concurrent import futures
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+h = health.HealthServicer(experimental_non_blocking=True)
+health_pb2_grpc.add_HealthServicer_to_server(h, server)
+h.set("", health_pb2.HealthCheckResponse.SERVING)
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(f"listening on 127.0.0.1:{port}", flush=True)
+server.wait_for_termination()
+"""
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size from /proc/PID/status (VmRSS, kB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process (all its threads), in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def wait_listening(p: subprocess.Popen[bytes], what: str) -> str:
+    assert p.stdout is not None
+    for line in p.stdout:
+        if line.startswith(b"listening on"):
+            return line.decode().split()[-1]
+    raise RuntimeError(f"{what} did not start (exit {p.wait()})")
+
+
+def recorder_running(address: str, token: str) -> str:
+    """ "" when the sidecar's recorder answers (Events.GetSamples), else why not."""
+    import grpc
+
+    from protos import events_pb2, events_pb2_grpc
+
+    with grpc.insecure_channel(address) as ch:
+        try:
+            events_pb2_grpc.EventsStub(ch).GetSamples(
+                events_pb2.GetSamplesRequest(),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=10,
+            )
+        except grpc.RpcError as e:
+            return f"{e.code().name}: {e.details()}"
+    return ""
+
+
+RECORDER: list[str] = []
+
+
+class Subject:
+    """The sidecar under test: its host pid, address and token; ``close()`` ends it."""
+
+    def __init__(self, pod: bool, seconds: float) -> None:
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._sandbox: Any = None
+        if pod:
+            sys.path.insert(0, str(ROOT))
+            from sidecar.sandbox.start import start_sandbox
+
+            # A quiet app (one self-call an hour): idle means idle.
+            self._sandbox = start_sandbox(
+                "pod", interval=3600.0, settings=("recorder_interval_s=2",)
+            )
+            self.pid = int(self._sandbox.sidecar_host_pid)
+            self.address = str(self._sandbox.address)
+            self.token = str(self._sandbox.token)
+            return
+        app = subprocess.Popen(["sleep", str(int(seconds) + 120)])
+        self._procs.append(app)
+        self.token = secrets.token_urlsafe(24)
+        digest = hashlib.sha256(self.token.encode()).hexdigest()
+        env = {"PATH": os.environ["PATH"], "BORESCOPE_TOKEN_SHA256": digest}
+        p = subprocess.Popen(
+            [sys.executable, "-m", "sidecar", "serve", "--listen", "127.0.0.1:0",
+             "--set", f"local_root={app.pid}", "--set", "recorder_interval_s=2"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self._procs.append(p)
+        self.address = wait_listening(p, "the sidecar")
+        self.pid = p.pid
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+        stop_all(self._procs)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def one_run(seconds: float, pod: bool) -> tuple[int, int, float, float]:
+    """(subject rss, anchor rss, subject cpu %, anchor cpu %) after ``seconds`` idle."""
+    anchor = subprocess.Popen(
+        [sys.executable, "-c", ANCHOR], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    subject: Subject | None = None
+    try:
+        subject = Subject(pod, seconds)
+        wait_listening(anchor, "the anchor")
+        time.sleep(SETTLE_S)  # start-up work is not idle work
+        t0 = time.monotonic()
+        c0 = cpu_seconds(subject.pid), cpu_seconds(anchor.pid)
+        time.sleep(max(0.0, seconds - SETTLE_S))
+        elapsed = time.monotonic() - t0
+        c1 = cpu_seconds(subject.pid), cpu_seconds(anchor.pid)
+        rss = rss_bytes(subject.pid), rss_bytes(anchor.pid)
+        # After measuring, so the check does not disturb the idle window.
+        RECORDER.append(recorder_running(subject.address, subject.token))
+        return (
+            rss[0],
+            rss[1],
+            100.0 * (c1[0] - c0[0]) / elapsed,
+            100.0 * (c1[1] - c0[1]) / elapsed,
+        )
+    finally:
+        if subject is not None:
+            subject.close()
+        stop_all([anchor])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="15 s idle instead of 60 s")
+    ap.add_argument("--seconds", type=float, default=None, help="idle time per run")
+    ap.add_argument("--runs", type=int, default=3, help="runs (median reported)")
+    ap.add_argument("--local", action="store_true", help="local mode even as root (no sandbox pod)")
+    args = ap.parse_args(argv)
+    seconds = args.seconds or (15.0 if args.quick else 60.0)
+    pod = os.geteuid() == 0 and not args.local
+    results = [one_run(seconds, pod) for _ in range(args.runs)]
+    s_rss = statistics.median(r[0] for r in results) / 2**20
+    a_rss = statistics.median(r[1] for r in results) / 2**20
+    s_cpu = statistics.median(r[2] for r in results)
+    a_cpu = statistics.median(r[3] for r in results)
+    off = [r for r in RECORDER if r]
+    recorder = "on, every 2 s" if not off else f"NOT running in {len(off)} run(s): {off[0]}"
+    mode = "sandbox pod" if pod else "local mode"
+    print(f"(idle {seconds:g} s, {args.runs} runs, medians; {mode}; recorder {recorder})")
+    print(
+        f"idle_rss: {s_rss:.1f} MiB | anchor: {a_rss:.1f} MiB | ratio: {s_rss / a_rss:.2f} "
+        "(goal: <= 1.1)"
+    )
+    print(
+        f"idle_cpu: {s_cpu:.2f} % of a core | anchor: {a_cpu:.2f} % | "
+        f"{'within' if s_cpu <= 0.5 else 'OVER'} goal (goal: <= 0.5 %)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The mutating admission webhook that adds the borescope sidecar to labelled pods."""

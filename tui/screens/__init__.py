@@ -1,0 +1,1 @@
+"""One screen per file; each is a mode of BorescopeApp."""

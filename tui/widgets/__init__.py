@@ -1,0 +1,1 @@
+"""Reusable widgets (DEFAULT_CSS), one per file."""
