@@ -235,6 +235,19 @@ def serve(config: Config) -> int:
     if not make_undumpable():
         raise RuntimeError("prctl(PR_SET_DUMPABLE, 0) failed; refusing to run dumpable")
     sc = build(config.listen, config)
+    shutdown = threading.Thread(target=sc.stop, name="shutdown", daemon=True)
+    requested = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if requested.is_set():
+            return
+        requested.set()
+        log.info("shutting down", signal=signal.Signals(signum).name)
+        shutdown.start()
+
+    # Installed before the 'listening on' line: whoever waits for it may signal at once.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     sc.start()
     host = config.listen.rsplit(":", 1)[0]
     log.info(
@@ -250,18 +263,6 @@ def serve(config: Config) -> int:
     print(f"listening on {host}:{sc.port}", flush=True)  # the demo and tests wait for this line
     if sc.health_port:
         print(f"health on {listen_host_of(config.health_listen)}:{sc.health_port}", flush=True)
-    shutdown = threading.Thread(target=sc.stop, name="shutdown", daemon=True)
-    requested = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if requested.is_set():
-            return
-        requested.set()
-        log.info("shutting down", signal=signal.Signals(signum).name)
-        shutdown.start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     sc.server.wait_for_termination()
     if shutdown.is_alive():
         shutdown.join()  # parts (recorder, audit sink) close before we exit
