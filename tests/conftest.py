@@ -81,9 +81,10 @@ def app_process() -> Iterator[subprocess.Popen[bytes]]:
         env={**os.environ, "DB_PASSWORD": "canary-env-7f3a", "PLAIN": "visible"},
     )
     yield p
+    # Children first: once the parent is gone, ``pkill -P`` cannot find its sleeper.
+    subprocess.run(["pkill", "-KILL", "-P", str(p.pid)], check=False)
     p.kill()
     p.wait()
-    subprocess.run(["pkill", "-P", str(p.pid)], check=False)
 
 
 @pytest.fixture
