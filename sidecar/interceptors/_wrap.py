@@ -23,16 +23,20 @@ def wrap_handler(
     handler: Handler | None,
     unary: Callable[[Behavior], Behavior],
     stream: Callable[[StreamBehavior], StreamBehavior],
+    *,
+    request_deserializer: Callable[[bytes], Any] | None = None,
 ) -> Handler | None:
     """A copy of ``handler`` whose behaviour is wrapped.
 
     ``unary`` wraps behaviours that return one response (unary-unary,
     stream-unary); ``stream`` wraps those that yield responses (unary-stream,
     stream-stream). The request argument is a message or an iterator of them.
+    ``request_deserializer``, when given, replaces the handler's.
     """
     if handler is None:
         return None
     des, ser = handler.request_deserializer, handler.response_serializer
+    des = request_deserializer or des
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), des, ser)
     if handler.unary_stream:

@@ -76,6 +76,17 @@ def _path(request: Any, default: str = "") -> str:
     return str(request.path) or default
 
 
+def _file_type(number: int) -> agent.FileType:
+    """Find's ``type`` as the agent's enum; a number this server does not know is refused."""
+    try:
+        return agent.FileType(int(number))
+    except ValueError:
+        known = ", ".join(f"{t.value} ({t.name})" for t in agent.FileType)
+        raise errors.InvalidArgument(
+            f"type: unknown file type {int(number)}; known types: {known}"
+        ) from None
+
+
 class FilesServicer(files_pb2_grpc.FilesServicer):
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -228,7 +239,7 @@ class FilesServicer(files_pb2_grpc.FilesServicer):
             min_size=request.min_size if request.HasField("min_size") else None,
             max_size=request.max_size if request.HasField("max_size") else None,
             newer_than=epoch(request.newer_than) if request.HasField("newer_than") else 0.0,
-            file_kind=agent.FileType(int(request.type)),
+            file_kind=_file_type(request.type),
             max_depth=request.max_depth,
             max_results=request.max_results,
         )

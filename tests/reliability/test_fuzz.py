@@ -224,16 +224,9 @@ def _call(r: Running, m: MethodDescriptor, req: Any) -> grpc.StatusCode:
         return code
 
 
-_PENDING = pytest.mark.xfail(
-    reason="surrogates in an error message end UNKNOWN; fix in sidecar/interceptors/errors.py "
-    "pending (owner still committing)",
-    strict=False,
-)
-
-
 @pytest.mark.parametrize(
     "method",
-    [pytest.param(m, marks=_PENDING) if m.name == "Find" else m for m in METHODS],
+    METHODS,
     ids=lambda m: f"{m.containing_service.name}.{m.name}",
 )
 def test_fuzz_method(
@@ -272,7 +265,6 @@ def test_fuzz_method(
     )
 
 
-@_PENDING
 @pytest.mark.parametrize("rpc", ["ReadFile", "Stat", "ListDir", "Find", "HashFile", "DiskUsage"])
 def test_undecodable_raw_path_is_not_found_not_unknown(
     rpc: str, target: tuple[Running, dict[str, Any]]
@@ -289,7 +281,6 @@ def test_undecodable_raw_path_is_not_found_not_unknown(
     assert "bad-" in e.value.details()  # type: ignore[attr-defined]
 
 
-@_PENDING
 @pytest.mark.parametrize("number", [-1, 8, 117])
 def test_find_with_an_unknown_file_type_is_invalid_argument(
     number: int, target: tuple[Running, dict[str, Any]]
@@ -321,7 +312,6 @@ def _raw(r: Running, m: MethodDescriptor, data: bytes, md: Any) -> grpc.StatusCo
         return e.code()  # type: ignore[attr-defined,no-any-return]
 
 
-@_PENDING
 def test_raw_wire_bytes_get_documented_codes(
     target: tuple[Running, dict[str, Any]], soak: bool, figures: Any
 ) -> None:
