@@ -151,6 +151,13 @@ class _DetailEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Detail.ValueTy
     """level, time, message and parsed fields"""
     DETAIL_BASIC: _Detail.ValueType  # 1
     """level, time and message; no field map (cheaper)"""
+    DETAIL_RAW: _Detail.ValueType  # 2
+    """Whole lines as byte chunks (LogBatch.chunks), unparsed, where no parsing is
+    needed: plain (non-CRI) files when the filter has no regex, level or time.
+    Everything else (long lines, CRI lines, recorder events, gaps, notices)
+    still comes as records, in DETAIL_BASIC; `seq` orders records and chunk
+    lines of one source. A server that does not know this value sends records.
+    """
 
 class Detail(_Detail, metaclass=_DetailEnumTypeWrapper): ...
 
@@ -158,6 +165,13 @@ DETAIL_FULL: Detail.ValueType  # 0
 """level, time, message and parsed fields"""
 DETAIL_BASIC: Detail.ValueType  # 1
 """level, time and message; no field map (cheaper)"""
+DETAIL_RAW: Detail.ValueType  # 2
+"""Whole lines as byte chunks (LogBatch.chunks), unparsed, where no parsing is
+needed: plain (non-CRI) files when the filter has no regex, level or time.
+Everything else (long lines, CRI lines, recorder events, gaps, notices)
+still comes as records, in DETAIL_BASIC; `seq` orders records and chunk
+lines of one source. A server that does not know this value sends records.
+"""
 Global___Detail: _TypeAlias = Detail  # noqa: Y015
 
 class _StartAt:
@@ -439,11 +453,13 @@ class FollowLogsRequest(_message.Message):
     """0 = 100"""
     follow: _builtins.bool
     max_batch_records: _builtins.int
-    """0 = server default; clamped"""
+    """0 = server default; clamped. Chunk lines count as records."""
     detail: Global___Detail.ValueType
     on_lost_cursor: _common_pb2.LostCursorPolicy.ValueType
     limit: _builtins.int
-    """Stop after this many records in total (history queries); 0 = unbounded when following."""
+    """Stop after this many records (chunk lines included) in total (history
+    queries); 0 = unbounded when following.
+    """
     @_builtins.property
     def container(self) -> _common_pb2.ContainerSelector: ...
     @_builtins.property
@@ -475,6 +491,47 @@ class FollowLogsRequest(_message.Message):
 Global___FollowLogsRequest: _TypeAlias = FollowLogsRequest  # noqa: Y015
 
 @_typing.final
+class RawChunk(_message.Message):
+    """A run of whole lines of one file source, as written (DETAIL_RAW)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_ID_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    TIME_NS_FIELD_NUMBER: _builtins.int
+    source_id: _builtins.str
+    offset: _builtins.int
+    """byte offset of data[0] in its file"""
+    data: _builtins.bytes
+    """whole lines, each ending with "\\n"; not decoded, not capped"""
+    lines: _builtins.int
+    """how many lines data holds"""
+    seq: _builtins.int
+    """seq of the first line; line i has seq + i"""
+    time_ns: _builtins.int
+    """when the server read the bytes (epoch ns): a receive time"""
+    def __init__(
+        self,
+        *,
+        source_id: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+        lines: _builtins.int = ...,
+        seq: _builtins.int = ...,
+        time_ns: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "lines", b"lines", "offset", b"offset", "seq", b"seq", "source_id", b"source_id", "time_ns", b"time_ns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RawChunk: _TypeAlias = RawChunk  # noqa: Y015
+
+@_typing.final
 class LogBatch(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -503,6 +560,7 @@ class LogBatch(_message.Message):
     SOURCES_ADDED_FIELD_NUMBER: _builtins.int
     SOURCES_REMOVED_FIELD_NUMBER: _builtins.int
     LIVE_FIELD_NUMBER: _builtins.int
+    CHUNKS_FIELD_NUMBER: _builtins.int
     live: _builtins.bool
     """True once history is exhausted and the stream is live."""
     @_builtins.property
@@ -519,6 +577,12 @@ class LogBatch(_message.Message):
 
     @_builtins.property
     def sources_removed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def chunks(self) -> _containers.RepeatedCompositeFieldContainer[Global___RawChunk]:
+        """DETAIL_RAW: runs of whole lines. Within one source, records and chunk lines
+        are ordered by seq; the cursors above are after both.
+        """
+
     def __init__(
         self,
         *,
@@ -527,10 +591,11 @@ class LogBatch(_message.Message):
         sources_added: _abc.Iterable[Global___Source] | None = ...,
         sources_removed: _abc.Iterable[_builtins.str] | None = ...,
         live: _builtins.bool = ...,
+        chunks: _abc.Iterable[Global___RawChunk] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursors", b"cursors", "live", b"live", "records", b"records", "sources_added", b"sources_added", "sources_removed", b"sources_removed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks", "cursors", b"cursors", "live", b"live", "records", b"records", "sources_added", b"sources_added", "sources_removed", b"sources_removed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
