@@ -19,6 +19,7 @@ import grpc
 import agent
 from agent import ContainerFs, FsPolicy, errors
 from agent import normalize_path as normalize
+from agent._common import parse_stat, read_bytes
 from agent._follow import Follower, Piece, PieceKind, Start, make_cursor
 from protos import common_pb2, files_pb2, files_pb2_grpc
 from sidecar import audit
@@ -93,6 +94,11 @@ class FilesServicer(files_pb2_grpc.FilesServicer):
         self.policy = policy(deps.config)
 
     def _fs(self, selector: common_pb2.ContainerSelector) -> ContainerFs:
+        return self._container_fs(selector)[1]
+
+    def _container_fs(
+        self, selector: common_pb2.ContainerSelector
+    ) -> tuple[agent.Container, ContainerFs]:
         c = self.deps.pod.container(selector.id)
         audit.note(container=c.id, pid=c.root.pid, start_ticks=c.root.start_ticks)
         if not c.root_accessible:
@@ -100,7 +106,7 @@ class FilesServicer(files_pb2_grpc.FilesServicer):
                 f"cannot open the root of container {c.name} (pid {c.root.pid}): "
                 "needs the same UID or CAP_SYS_PTRACE"
             )
-        return ContainerFs(c.root_path, c.root.pid, self.policy, self.deps.config.proc_root)
+        return c, ContainerFs(c.root_path, c.root.pid, self.policy, self.deps.config.proc_root)
 
     @staticmethod
     def _note(info: agent.FileInfo) -> None:
@@ -159,7 +165,7 @@ class FilesServicer(files_pb2_grpc.FilesServicer):
     def FollowFile(
         self, request: files_pb2.FollowFileRequest, context: grpc.ServicerContext
     ) -> Iterator[files_pb2.FollowFileResponse]:
-        fs = self._fs(request.container)
+        c, fs = self._container_fs(request.container)
         path = normalize(_path(request))
         audit.note(path=path)
         follower = self._follower(fs, path, request)
@@ -170,8 +176,7 @@ class FilesServicer(files_pb2_grpc.FilesServicer):
                     # The special case where a servicer aborts itself: the resume
                     # cursor must travel in the trailers (what the limits interceptor
                     # does after a message; an idle follow may have none to send).
-                    cursors = json.dumps({"cursor": follower.cursor})
-                    context.set_trailing_metadata(((CURSOR_KEY, cursors),))
+                    _cursor_trailer(context, follower)
                     context.abort(
                         grpc.StatusCode.UNAVAILABLE,
                         f"the sidecar is shutting down; resume with the cursor in {CURSOR_KEY}",
@@ -182,6 +187,15 @@ class FilesServicer(files_pb2_grpc.FilesServicer):
                 for i, p in enumerate(pieces):
                     yield _piece(p, follower.cursor if i == len(pieces) - 1 else "")
                 if not pieces:
+                    # Everything written before the target went is delivered; then end.
+                    gone = _root_gone(c.root, self.deps.config.proc_root)
+                    if gone:
+                        _cursor_trailer(context, follower)
+                        raise errors.NotFound(
+                            f"container {c.name} ({c.id}) is gone: its root process "
+                            f"{c.root.pid} {gone}; the follow of {path} ended after its last "
+                            f"byte (resume cursor in trailer {CURSOR_KEY})"
+                        )
                     follower.wait(FOLLOW_WAIT_S)
         finally:
             follower.close()
@@ -270,6 +284,30 @@ class FilesServicer(files_pb2_grpc.FilesServicer):
             return convert.disk_usage(agent.filesystems(fs))
         audit.note(path=normalize(path))
         return convert.disk_usage(agent.du(fs, path, request.max_depth, request.max_entries))
+
+
+def _cursor_trailer(context: grpc.ServicerContext, follower: Follower) -> None:
+    """Put the follow's resume cursor in the trailers (for a stream the servicer ends)."""
+    context.set_trailing_metadata(((CURSOR_KEY, json.dumps({"cursor": follower.cursor})),))
+
+
+def _root_gone(ref: agent.ProcessRef, proc: str) -> str:
+    """Why the container's root process ``ref`` is gone ("" while it runs).
+
+    A follow reads through ``/proc/PID/root``: once that process exits (or its pid
+    is reused) the path names nothing and new data can never come.
+    """
+    if ref.pid <= 0:
+        return ""
+    try:
+        _comm, fields = parse_stat(read_bytes(f"{proc}/{ref.pid}/stat", 2048))
+    except (FileNotFoundError, ProcessLookupError):
+        return "exited"
+    if fields[0] in (b"Z", b"X"):
+        return "exited"
+    if ref.start_ticks and int(fields[19]) != ref.start_ticks:
+        return "exited (its pid now belongs to another process)"
+    return ""
 
 
 def _cursor_before_end(fd: int, tail_bytes: int) -> str:

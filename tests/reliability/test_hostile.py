@@ -274,17 +274,13 @@ def test_files_the_sidecar_uid_cannot_read(app_user_pod: Any, rpc: str, path: st
     assert "CANARY" not in details
 
 
-@pytest.mark.xfail(
-    reason="FollowFile keeps polling a gone container until the client's deadline; fix in "
-    "sidecar/services/files.py pending (owner still committing)",
-    strict=False,
-)
 def test_target_exits_mid_read(target: HostileTarget) -> None:
     """A second target is killed while a Download of a 20 MiB file and a FollowFile are
     streaming: both streams end by themselves within seconds (the download completes from
     its open file or ends with a clear code; the follow ends NOT_FOUND or
-    FAILED_PRECONDITION), new calls on the gone container say NOT_FOUND, and the sidecar
-    keeps serving the first target."""
+    FAILED_PRECONDITION naming the container, with the resume cursor in its trailer), new
+    calls on the gone container say NOT_FOUND, and the sidecar keeps serving the first
+    target."""
     with open(target.h.root / "twenty", "wb") as fh:
         fh.truncate(20 << 20)
     p = _start_again(target.h)
@@ -299,6 +295,7 @@ def test_target_exits_mid_read(target: HostileTarget) -> None:
     p.wait()
     t0 = time.monotonic()
     ends = {}
+    follow_error: Any = None
     for name, stream in (("Download", dl), ("FollowFile", ff)):
         try:
             for _ in stream:
@@ -306,6 +303,8 @@ def test_target_exits_mid_read(target: HostileTarget) -> None:
                     stream.cancel()
         except grpc.RpcError as e:
             ends[name] = e.code().name  # type: ignore[attr-defined]
+            if name == "FollowFile":
+                follow_error = e
         else:
             ends[name] = "OK"
     took = time.monotonic() - t0
@@ -313,6 +312,11 @@ def test_target_exits_mid_read(target: HostileTarget) -> None:
     assert set(ends.values()) <= {"OK", "NOT_FOUND", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED"}, (
         ends
     )
+    # A follow can never end by itself: it must be one of the clear codes, naming the container.
+    assert ends["FollowFile"] in {"NOT_FOUND", "FAILED_PRECONDITION"}, ends
+    assert sel.id in follow_error.details(), follow_error.details()
+    trailer = dict(follow_error.trailing_metadata() or ())
+    assert "borescope-cursor" in trailer, trailer
     with pytest.raises(grpc.RpcError) as e:
         r.client.files.ReadFile(files_pb2.ReadFileRequest(container=sel, path="/app/ok.txt"), metadata=md, timeout=CALL_S)  # fmt: skip
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
