@@ -251,7 +251,11 @@ class Watch:
             return
         if now - box.readers_at > LOG_REDISCOVER_S:
             have = {r.id for r in box.readers}
-            box.readers += [r for r in self.log_sources(c.id) if r.id not in have]
+            for r in self.log_sources(c.id):
+                if r.id in have:
+                    r.close()  # a source already read: keep the reader (and its position)
+                else:
+                    box.readers.append(r)
             box.readers_at = now
         count = 0
         first = ""

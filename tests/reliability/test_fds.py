@@ -44,11 +44,6 @@ def _log_fds() -> int:
     return n
 
 
-@pytest.mark.xfail(
-    reason="the recorder drops rediscovered readers without closing them "
-    "(agent/_recorder_watch.py); fix pending (owner still committing)",
-    strict=False,
-)
 def test_recorder_rediscovery_does_not_leak_log_fds(pod: tuple[App, Running]) -> None:
     """Ten forced rediscoveries of the app's log sources (as every 30 s in production)
     leave exactly as many fds open on the log as one: the recorder's single reader."""
