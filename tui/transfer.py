@@ -11,7 +11,12 @@ The remote side is not trusted (kubectl cp's CVEs came from trusting it):
 * bytes go to a hidden ``.NAME.borescope-part`` file; the final name appears
   only after the sha256 of the whole file matched the sidecar's, by an
   atomic rename that does not replace an existing file unless asked;
-* an interrupted download keeps its part file and resumes from its size.
+* an interrupted download keeps its part file and resumes from its size;
+* a local failure (no space, quota, I/O error, unwritable destination) is a
+  ``TransferError`` naming the file, never a traceback. When the disk is full
+  (ENOSPC, EDQUOT) the part file is *removed*, so the download does not keep
+  holding the space it could not finish with; other write errors keep it for
+  a resume.
 """
 
 from __future__ import annotations
@@ -187,37 +192,83 @@ def download(
     """Download ``remote_path`` into ``dest_dir`` safely (see the module docstring).
 
     Raises:
-        TransferError: refused (names, symlinks, existing file) or the hash did not match.
+        TransferError: refused (names, symlinks, existing file), the hash did not match,
+            or the local disk failed (no space: the part file is removed; else it is kept).
         grpc.RpcError: the sidecar refused or the connection broke (part file kept).
     """
     name = safe_local_name(local_name if local_name is not None else remote_basename(remote_path))
     keep_chunk_memory()
     part = f".{name}{PART_SUFFIX}"
-    dfd = os.open(dest_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    dest = os.path.join(dest_dir, name)
+    try:
+        dfd = os.open(dest_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise TransferError(f"cannot use {dest_dir} as the destination: {_why(e)}") from None
     try:
         st = _lstat(name, dfd)
         if st is not None and stat.S_ISLNK(st.st_mode):
             raise TransferError(f"{name} in {dest_dir} is a symlink; refusing to write through it")
         if st is not None and not force:
             raise TransferError(f"{name} already exists in {dest_dir}; pass --force to replace it")
-        fd, offset, h = _open_part(part, dfd, resume)
         try:
-            done = _receive(client, remote_path, container, fd, offset, h, progress, timeout)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd, offset, h = _open_part(part, dfd, resume)
+        except OSError as e:
+            raise TransferError(f"cannot create {dest}: {_why(e)}") from None
+        try:
+            try:
+                done = _receive(client, remote_path, container, fd, offset, h, progress, timeout)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise _local_failure(e, dest, part, dfd) from None
         if done.sha256 != h.hexdigest():
             os.unlink(part, dir_fd=dfd)
             why = " (the file changed while it was read)" if done.changed_during_read else ""
             raise TransferError(
                 f"sha256 mismatch for {remote_path}{why}; the partial download was removed, retry"
             )
-        _rename(part, name, dfd, force)
+        try:
+            _rename(part, name, dfd, force)
+        except OSError as e:
+            raise TransferError(
+                f"cannot rename the verified download to {dest}: {_why(e)}; "
+                f"it is kept as {os.path.join(dest_dir, part)}"
+            ) from None
         return Downloaded(
             os.path.join(dest_dir, name), done.size, done.sha256, offset, done.changed_during_read
         )
     finally:
         os.close(dfd)
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _why(e: OSError) -> str:
+    """An OSError's reason in lower case, without Python's ``[Errno N]`` decoration."""
+    return (e.strerror or str(e)).lower()
+
+
+def _local_failure(e: OSError, dest: str, part: str, dfd: int) -> TransferError:
+    """The one-line error for a write to the local disk that failed.
+
+    A full disk (ENOSPC) or exhausted quota removes the part file: keeping it
+    would leave the disk full, with a hidden file the user does not know about.
+    Anything else keeps it, so that rerunning the command resumes.
+    """
+    what = "no space left on device" if e.errno == errno.ENOSPC else _why(e)
+    shown = os.path.join(os.path.dirname(dest), part)
+    if e.errno in _FULL:
+        try:
+            os.unlink(part, dir_fd=dfd)
+            kept = "the partial download was removed; free some space and retry"
+        except OSError:
+            kept = f"remove the partial download {shown}, free some space and retry"
+        return TransferError(f"{what} writing {dest}: {kept}")
+    return TransferError(
+        f"{what} writing {dest}: the partial download is kept as {shown}; rerun to resume"
+    )
 
 
 def _receive(  # noqa: PLR0917 - one private call site, named in order

@@ -213,15 +213,11 @@ def sb_client(sb: Any) -> Any:
     return c
 
 
-@pytest.mark.xfail(
-    reason="ENOSPC escapes as a traceback from tui/transfer.py; fix pending (owner still "
-    "committing)",
-    strict=False,
-)
 def test_download_into_a_full_disk_fails_with_one_clear_line(app: App, tmp_path: Path) -> None:
     """``borescope cp`` of a 256 KiB file into a 64 KiB tmpfs exits 1 with one line naming
-    the lack of space (no traceback), and a retry after space is freed completes with
-    the right size."""
+    the lack of space and the destination (no traceback), removes its partial file (a
+    full disk is not left full), and a retry after space is freed completes with the
+    right size."""
     dest = tmp_path / "full"
     dest.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(dest)], check=True)
@@ -233,7 +229,9 @@ def test_download_into_a_full_disk_fails_with_one_clear_line(app: App, tmp_path:
             err = out.stderr.decode()
             assert out.returncode == 1, (out.returncode, err)
             assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-            assert "space" in err.lower(), err
+            assert "no space left on device writing " in err.lower(), err
+            assert str(dest / "blob.bin") in err, err
+            assert os.listdir(dest) == [], os.listdir(dest)  # the partial file was removed
             subprocess.run(["umount", str(dest)], check=True)
             subprocess.run(
                 ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(dest)], check=True
