@@ -7,7 +7,6 @@ without bound. Sockets are made in the target's namespace (``_net_ns``).
 
 from __future__ import annotations
 
-import http.client
 import socket
 import ssl
 import threading
@@ -16,9 +15,7 @@ from collections.abc import Callable
 from urllib.parse import SplitResult, urlsplit
 
 from agent._dns_probe import probe_dns
-from agent._net_ns import socket_in_netns
 from agent._probe_resolve import resolve
-from agent._probe_tls import certificate_summary
 from agent.errors import InvalidArgument, TooLarge
 from agent.results.net import Certificate, DnsConfig, DnsProbe, HttpProbe, TcpProbe
 
@@ -78,6 +75,9 @@ class Prober:
             )
 
     def _socket(self, family: int, kind: int) -> socket.socket:
+        # Lazy (the sidecar builds a Prober at start-up): ctypes.util and its imports.
+        from agent._net_ns import socket_in_netns
+
         return socket_in_netns(self._netns_pid(), family, kind)
 
     def _resolve(self, host: str, port: int, timeout: float) -> tuple[int, Address]:
@@ -198,6 +198,8 @@ class Prober:
             sock = self._open(family, sockaddr, left())
         except OSError as e:
             return failed(_error_text(e, timeout))
+        import http.client  # lazy: it pulls in the email package (~1 MiB) for HTTP probes only
+
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
         try:
             if scheme == "https":
@@ -233,6 +235,8 @@ class Prober:
         self, sock: socket.socket, host: str, port: int, insecure: bool, timeout: float
     ) -> tuple[socket.socket, Certificate | None, str]:
         """Handshake with verification; on failure a second one without, for the cert."""
+        from agent._probe_tls import certificate_summary  # lazy: tempfile, for HTTPS only
+
         ctx = ssl.create_default_context()
         try:
             tls = ctx.wrap_socket(sock, server_hostname=host)

@@ -7,8 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import secrets
 import sys
 
 from sidecar.config import Config, ConfigError, from_env, from_file, from_mapping
@@ -56,6 +54,9 @@ def load_config(args: argparse.Namespace) -> Config:
 
 def token_command(args: argparse.Namespace) -> int:
     """Print ``token`` and ``sha256`` lines (or just the hash of stdin)."""
+    import hashlib
+    import secrets  # lazy: random, bisect... are not needed by ``serve``
+
     if args.hash_stdin:
         token = sys.stdin.readline().strip()
         if not token:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -181,6 +180,8 @@ def from_env(environ: Mapping[str, str] | None = None, base: Config | None = Non
 
 def from_file(path: str, base: Config | None = None) -> Config:
     """Apply a TOML (``.toml``) or JSON file."""
+    import tomllib  # lazy: only a config file needs it, not every sidecar start
+
     try:
         with open(path, "rb") as f:
             raw = f.read()
