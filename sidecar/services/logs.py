@@ -120,10 +120,13 @@ class LogsServicer(logs_pb2_grpc.LogsServicer):
             cap=cfg.log_line_cap,
             full=full,
         )
-        readers: list[Any] = agent.open_readers(files, dict(request.cursors), opts)
+        events: list[Any] = []
         if agent.RECORDER_SOURCE_ID in known and (not wanted or agent.RECORDER_SOURCE_ID in wanted):
+            # Before the files: a bad recorder cursor raises while no file is open yet
+            # (the file readers opened first leaked, one fd per source per such call).
             recorder = deps.parts["recorder"]
-            readers.append(recorder.log_reader(request.cursors.get(agent.RECORDER_SOURCE_ID), opts))
+            events.append(recorder.log_reader(request.cursors.get(agent.RECORDER_SOURCE_ID), opts))
+        readers: list[Any] = agent.open_readers(files, dict(request.cursors), opts) + events
         stream = agent.LogStream(
             readers,
             max_batch=request.max_batch_records or DEFAULT_BATCH,

@@ -60,3 +60,33 @@ def test_recorder_rediscovery_does_not_leak_log_fds(pod: tuple[App, Running]) ->
             box.readers_at = 0.0  # due for rediscovery now, as after LOG_REDISCOVER_S
         watch.sample()
     assert _log_fds() == once == 1
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "ahead"])
+def test_follow_logs_refused_for_its_recorder_cursor_leaks_no_log_fds(
+    pod: tuple[App, Running], cursor: str
+) -> None:
+    """FollowLogs refused because of its recorder cursor (malformed, or ahead of the
+    ring) leaves no reader open on the app's log: the file readers used to be opened
+    first and were never closed when the recorder's reader then raised."""
+    import grpc
+
+    from agent._recorder_log import event_cursor
+    from protos import logs_pb2
+
+    app, r = pod
+    watch = r.sidecar.deps.parts["recorder"].watch
+    deadline = time.monotonic() + 10
+    while not any(b.readers for b in watch.boxes.values()):  # the recorder's own reader
+        assert time.monotonic() < deadline, "the recorder never watched the app's log"
+        time.sleep(0.1)
+    before = _log_fds()
+    value = event_cursor(10**12) if cursor == "ahead" else cursor
+    req = logs_pb2.FollowLogsRequest(
+        container={"id": app.container_id}, cursors={"recorder": value}, follow=True
+    )
+    for _ in range(10):
+        with pytest.raises(grpc.RpcError) as e:
+            list(r.client.logs.FollowLogs(req, metadata=r.client.metadata, timeout=5))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value
+    assert _log_fds() == before == 1
