@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,13 @@ import pytest
 
 from tests.reliability import report
 
-_RESULTS: dict[str, Any] = {"tests": {}, "figures": [], "started": time.time()}
+_RESULTS: dict[str, Any] = {
+    "tests": {},
+    "figures": [],
+    "started": time.time(),
+    "machine": f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+    f"Python {platform.python_version()}",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
