@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     _RESULTS["finished"] = time.time()
     _RESULTS["soak"] = soak_enabled(session.config)
+    _RESULTS["commit"] = _commit(Path(str(session.config.rootpath)))
     out = session.config.getoption("reliability_report", "")
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -123,3 +125,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     cache = Path(str(session.config.rootpath)) / ".pytest_cache"
     cache.mkdir(exist_ok=True)
     (cache / "reliability.json").write_text(json.dumps(_RESULTS, indent=1, default=str))
+
+
+def _commit(root: Path) -> str:
+    """The tested commit, and whether the tree differed from it ("" outside git)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head + (" with uncommitted changes" if dirty else "")

@@ -216,6 +216,7 @@ def render(results: dict[str, Any]) -> str:
     wall = results.get("finished", time.time()) - results.get("started", time.time())
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(results.get("started", 0)))
     machine = results.get("machine", "")
+    commit = results.get("commit", "")
     out = [
         "# Reliability and security report",
         "",
@@ -224,7 +225,8 @@ def render(results: dict[str, Any]) -> str:
         "long run). Do not edit by hand.",
         "",
         f"- Run: {when}, {'soak' if results.get('soak') else 'CI length'}, wall time {wall:.0f} s"
-        + (f"; {machine}" if machine else ""),
+        + (f"; {machine}" if machine else "")
+        + (f"; commit {commit}" if commit else ""),
         f"- Cases: {len(tests)} tests, {passed} passed, {failed} failed, "
         f"{known} known defects not fixed (xfail), {skipped} skipped",
         "",
