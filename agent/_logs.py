@@ -6,6 +6,12 @@ cut into lines, parsed, filtered, with a cursor after every consumed line
 :class:`LogStream` polls every reader in turn and builds batches of at most
 ``max_batch`` records. Nothing is read ahead beyond one follower read per
 source: the file is the buffer.
+
+In raw mode (DETAIL_RAW, no filter, not CRI) a reader hands out
+:class:`RawChunk` runs of whole lines instead of a record per line; lines
+longer than the cap, gaps and notices stay records. ``seq`` numbers records
+and chunk lines of one source alike, and counts (``take``, batch sizes,
+limits) are in lines either way.
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from dataclasses import dataclass
 from agent._follow import Follower, Piece, PieceKind, Start
 from agent._logparse import CriJoiner
 from agent._logs_parse import LineParser
+from agent._logs_raw import segments, split_chunk
 from agent.errors import CursorLost, InvalidArgument
-from agent.results.logs import LogBatch, Record, RecordKind, Source, SourceFormat
+from agent.results.logs import LogBatch, RawChunk, Record, RecordKind, Source, SourceFormat
 
 READ_BYTES = 256 << 10  # per source per poll: bounds memory and keeps sources fair
 MAX_HELD = 10_000  # CRI records held while a partial line is open
+RAW_BATCH_BYTES = 1 << 20  # raw mode: a batch stops growing past this many bytes of chunks
+
+Item = Record | RawChunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +84,8 @@ class FileReader:
         keep: filter predicate (None = keep everything).
         cap: line cap in bytes.
         full: parse field maps (DETAIL_FULL).
+        raw: hand out runs of whole lines as :class:`RawChunk` (honoured only
+            without a filter and for non-CRI sources).
     """
 
     def __init__(
@@ -87,6 +99,7 @@ class FileReader:
         keep: Callable[[Record], bool] | None,
         cap: int,
         full: bool,
+        raw: bool = False,
     ) -> None:
         self.source = source
         self.id = source.id
@@ -95,6 +108,7 @@ class FileReader:
         self.full = full
         self.cri = CriJoiner(self.cap) if source.format is SourceFormat.CRI else None
         self.parser = LineParser(source.id, self.cap, full)
+        self.raw = raw and keep is None and self.cri is None
         self.follower = Follower(
             source.root,
             source.path,
@@ -104,8 +118,8 @@ class FileReader:
             gap_on_lost=gap_on_lost,
             max_read=READ_BYTES,
         )
-        # Ready records with the (piece, end offset) that makes their cursor.
-        self._ready: list[tuple[Record, Piece | None, int]] = []
+        # Ready records (and raw chunks) with the (piece, end offset) that makes their cursor.
+        self._ready: list[tuple[Item, Piece | None, int]] = []
         self._ri = 0  # records before this index in _ready were taken
         self._held: list[tuple[Record, Piece | None, int]] = []
         self._partial = bytearray()
@@ -124,12 +138,17 @@ class FileReader:
         """The cursor after the last record handed out (and any filtered lines after it)."""
         return self._cursor
 
-    def take(self, n: int, out: list[Record]) -> int:
-        """Append up to ``n`` ready records to ``out`` (reading more if none are ready)."""
+    def take(self, n: int, out: list[Item]) -> int:
+        """Append up to ``n`` ready lines to ``out`` (reading more if none are ready).
+
+        Returns how many lines (records, or lines in chunks) were appended.
+        """
         if self._ri >= len(self._ready):
             self._ready.clear()
             self._ri = 0
             self._fill()
+        if self.raw:
+            return self._take_raw(n, out)
         ready = self._ready
         chunk = ready[self._ri : self._ri + n]
         self._ri += len(chunk)
@@ -139,13 +158,45 @@ class FileReader:
             if entry[1] is not None:
                 mark = (entry[1], entry[2])
                 break
-        if self._ri >= len(ready) and not self._held:
+        self._advance(mark)
+        return len(chunk)
+
+    def _take_raw(self, n: int, out: list[Item]) -> int:
+        """``take`` in raw mode: entries are few (a chunk per read), so a plain loop."""
+        ready = self._ready
+        taken = 0
+        i = self._ri
+        mark: tuple[Piece, int] | None = None
+        while i < len(ready) and taken < n:
+            entry = ready[i]
+            item = entry[0]
+            if type(item) is RawChunk:
+                piece = entry[1]
+                if item.lines > n - taken and piece is not None:  # split at a line boundary
+                    head, ready[i] = split_chunk((item, piece, entry[2]), n - taken)
+                    out.append(head[0])
+                    taken = n
+                    mark = (head[1], head[2])
+                    break
+                taken += item.lines
+            else:
+                taken += 1
+            out.append(item)
+            if entry[1] is not None:
+                mark = (entry[1], entry[2])
+            i += 1
+        self._ri = i
+        self._advance(mark)
+        return taken
+
+    def _advance(self, mark: tuple[Piece, int] | None) -> None:
+        """Move the cursor after what was just taken."""
+        if self._ri >= len(self._ready) and not self._held:
             # Everything read so far is delivered or filtered out: the cursor may
             # move past filtered lines too (never past an open partial line).
             mark = self._consumed or mark
         if mark is not None:
             self._cursor = mark[0].cursor_at(mark[1] - mark[0].offset)
-        return len(chunk)
 
     def _fill(self) -> None:
         pieces = self.follower.read()
@@ -163,7 +214,10 @@ class FileReader:
                         self._flush_partial()
                         self._line_start = 0
                     self._ident = (p.dev, p.ino)
-                self._lines(p)
+                if self.raw:
+                    self._raw_lines(p)
+                else:
+                    self._lines(p)
                 self._last_piece = p
             else:
                 if p.kind is PieceKind.GAP:
@@ -194,7 +248,10 @@ class FileReader:
         """A line without its newline at the end of a rotated file: deliver it as it is."""
         if self._partial or self._dropped:
             piece = self._last_piece
-            self._emit(bytes(self._partial), self._dropped, piece, piece.end if piece else 0)
+            if self.raw and not self._dropped and piece is not None:
+                self._chunk(bytes(self._partial) + b"\n", 1, piece, piece.end)
+            else:
+                self._emit(bytes(self._partial), self._dropped, piece, piece.end if piece else 0)
         self._partial.clear()
         self._dropped = 0
 
@@ -231,11 +288,60 @@ class FileReader:
             self._emit(line, dropped, p, p.offset + nl + 1)
             pos = nl + 1
         if pos < len(data):
-            seg = data[pos:]
-            room = cap - len(self._partial)
-            if room > 0:
-                self._partial += seg[:room]
-            self._dropped += max(0, len(seg) - max(room, 0))
+            self._hold_partial(data[pos:])
+
+    def _hold_partial(self, seg: bytes) -> None:
+        """Keep the start of an unfinished line (up to the cap; the rest is counted)."""
+        room = self.cap - len(self._partial)
+        if room > 0:
+            self._partial += seg[:room]
+        self._dropped += max(0, len(seg) - max(room, 0))
+
+    def _raw_lines(self, p: Piece) -> None:
+        """Raw mode: runs of short lines become chunks, long lines records; no per-line loop."""
+        data = p.data
+        pos = 0
+        glue = b""
+        if self._partial or self._dropped:
+            nl = data.find(b"\n")
+            if nl < 0:
+                self._hold_partial(data)
+                return
+            if self._dropped or len(self._partial) + nl > self.cap:
+                self._hold_partial(data[:nl])
+                line, dropped = bytes(self._partial), self._dropped
+                self._partial.clear()
+                self._dropped = 0
+                self._emit(line, dropped, p, p.offset + nl + 1)
+            else:
+                glue = bytes(self._partial)  # the first line began in an earlier read
+                self._partial.clear()
+            pos = nl + 1
+        segs, rest = segments(data, pos, self.cap)
+        if glue:
+            if segs and not segs[0][2]:
+                segs[0] = (0, segs[0][1], False)
+            else:
+                segs.insert(0, (0, pos, False))
+        for start, end, long in segs:
+            if long:
+                self._emit(data[start : end - 1], 0, p, p.offset + end)
+                continue
+            lines = data.count(b"\n", start, end)
+            body = data[start:end]
+            self._chunk(glue + body if start == 0 and glue else body, lines, p, p.offset + end)
+        if rest < len(data):
+            self._hold_partial(data[rest:])
+
+    def _chunk(self, data: bytes, lines: int, piece: Piece, end: int) -> None:
+        """Ready a run of whole lines; the cursor after it comes from ``piece``."""
+        start = self._line_start
+        self._line_start = end
+        self._ready.append(
+            (RawChunk(self.id, start, data, lines, self.seq, self.parser.now), piece, end)
+        )
+        self.seq += lines
+        self._consumed = (piece, end)
 
     def _ascii_lines(self, p: Piece, pos: int) -> int:
         """Fast path for ASCII text from ``pos``: decode once, split once, parse each line.
@@ -315,6 +421,7 @@ class ReaderOptions:
     keep: Callable[[Record], bool] | None = None
     cap: int = 16384
     full: bool = True
+    raw: bool = False
 
 
 def open_readers(
@@ -342,6 +449,7 @@ def open_readers(
                         keep=opts.keep,
                         cap=opts.cap,
                         full=opts.full,
+                        raw=opts.raw,
                     )
                 )
             except CursorLost as e:
@@ -364,14 +472,19 @@ class LogStream:
     Args:
         readers: the file readers (and any other object with the same
             ``take``/``cursor``/``at_eof``/``id``/``close``).
-        max_batch: records per batch.
-        limit: stop after this many records in total (0 = no limit).
+        max_batch: records (lines) per batch.
+        limit: stop after this many records (lines) in total (0 = no limit).
+        raw: some readers hand out raw chunks: sort them out of the records
+            and bound a batch's bytes too.
     """
 
-    def __init__(self, readers: list[FileReader], *, max_batch: int, limit: int = 0) -> None:
+    def __init__(
+        self, readers: list[FileReader], *, max_batch: int, limit: int = 0, raw: bool = False
+    ) -> None:
         self.readers = readers
         self.max_batch = max(1, max_batch)
         self.limit = limit
+        self.raw = raw
         self.sent = 0
         self._next = 0
         self.live = False
@@ -390,24 +503,34 @@ class LogStream:
         want = self.max_batch
         if self.limit:
             want = min(want, self.limit - self.sent)
-        out: list[Record] = []
+        out: list[Item] = []
+        got = nbytes = 0
         advanced: list[FileReader] = []
         n = len(self.readers)
         for i in range(n):
-            if len(out) >= want:
+            if got >= want:
                 break
             r = self.readers[(self._next + i) % n]
-            before = r.cursor
-            r.take(want - len(out), out)
+            before, k = r.cursor, len(out)
+            got += r.take(want - got, out)
             if r.cursor != before:
                 advanced.append(r)
+            if self.raw:
+                nbytes += sum(len(x.data) for x in out[k:] if type(x) is RawChunk)
+                if nbytes >= RAW_BATCH_BYTES:
+                    break  # bound the message: the rest stays in the readers (and the files)
         self._next = (self._next + 1) % max(1, n)
         if not self.live and all(r.at_eof for r in self.readers):
             self.live = True
         if not out and not advanced:
             return None
-        self.sent += len(out)
-        return LogBatch(tuple(out), {r.id: r.cursor for r in advanced}, live=self.live)
+        self.sent += got
+        cursors = {r.id: r.cursor for r in advanced}
+        if not self.raw:
+            return LogBatch(tuple(out), cursors, live=self.live)  # type: ignore[arg-type]
+        records = tuple(x for x in out if type(x) is not RawChunk)
+        chunks = tuple(x for x in out if type(x) is RawChunk)
+        return LogBatch(records, cursors, live=self.live, chunks=chunks)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Release every reader."""

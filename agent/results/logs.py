@@ -109,6 +109,25 @@ class Record(NamedTuple):
     lost: int = 0
 
 
+class RawChunk(NamedTuple):
+    """A run of whole lines of one file source, as written (DETAIL_RAW).
+
+    Attributes:
+        offset: byte offset of ``data[0]`` in its file.
+        data: whole lines, each ending with a newline; not decoded.
+        lines: how many lines ``data`` holds.
+        seq: the first line's per-source sequence (line i has ``seq + i``).
+        time: when the bytes were read (epoch seconds): a receive time.
+    """
+
+    source_id: str
+    offset: int
+    data: bytes
+    lines: int
+    seq: int
+    time: float
+
+
 @dataclass(frozen=True, slots=True)
 class LogBatch:
     """Records ready for one stream message, and the cursors after them.
@@ -117,6 +136,8 @@ class LogBatch:
         cursors: source id -> cursor after its last consumed line (filtered
             lines included, so a resume never re-reads them).
         live: history is exhausted; what follows is live.
+        chunks: runs of whole lines (raw mode); with ``records`` ordered by
+            ``seq`` within a source.
     """
 
     records: tuple[Record, ...]
@@ -124,6 +145,7 @@ class LogBatch:
     sources_added: tuple[Source, ...] = ()
     sources_removed: tuple[str, ...] = ()
     live: bool = False
+    chunks: tuple[RawChunk, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,7 @@ class LogsServicer(logs_pb2_grpc.LogsServicer):
         if request.start_at == logs_pb2.START_AT_TAIL:
             tail = request.tail_lines or DEFAULT_TAIL
         full = request.detail == logs_pb2.DETAIL_FULL
+        raw = request.detail == logs_pb2.DETAIL_RAW and keep is None
         opts = agent.ReaderOptions(
             start=start,
             tail_lines=tail,
@@ -119,6 +120,7 @@ class LogsServicer(logs_pb2_grpc.LogsServicer):
             keep=keep,
             cap=cfg.log_line_cap,
             full=full,
+            raw=raw,
         )
         events: list[Any] = []
         if agent.RECORDER_SOURCE_ID in known and (not wanted or agent.RECORDER_SOURCE_ID in wanted):
@@ -131,6 +133,7 @@ class LogsServicer(logs_pb2_grpc.LogsServicer):
             readers,
             max_batch=request.max_batch_records or DEFAULT_BATCH,
             limit=request.limit,
+            raw=raw,
         )
         try:
             yield from self._pump(stream, request, context, opts, wanted)

@@ -3,6 +3,13 @@
 Following survives a dropped connection or a restarted sidecar: the command
 resumes from the cursors of the last batch it printed (or those the sidecar
 put in the trailer on shutdown), so no line is printed twice or skipped.
+
+``logs -f`` without --level/--grep/--since/--parse and without ``-o json``
+follows in raw mode (DETAIL_RAW): lines are printed as the target wrote them
+(sanitised), prefixed with ``[source]`` unless one source was chosen, each
+source in file order and sources interleaved as their lines arrive. That is
+the fast path (no per-line work on either side). Everything else parses every
+line (time, level) and merges the sources by time.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from tui.cli.common import (
     to_dict,
     with_client,
 )
+from tui.cli.logs_raw import batch_items, render_chunk
 from tui.client import Client
 from tui.merge import Merger
 from tui.sanitize import sanitize
@@ -97,13 +105,28 @@ def _resolve_sources(wanted: list[str], sources: list[logs_pb2.Source]) -> list[
     return out
 
 
-def _request(args: argparse.Namespace, source_ids: list[str]) -> logs_pb2.FollowLogsRequest:
+def raw_mode(args: argparse.Namespace) -> bool:
+    """Whether ``logs`` follows in raw mode: -f, text output, nothing that needs parsed lines."""
+    parsed = getattr(args, "parse", False) or args.output == "json"
+    return bool(args.follow and not (parsed or args.grep or args.level or args.since))
+
+
+def _request(
+    args: argparse.Namespace, source_ids: list[str], *, raw: bool = False
+) -> logs_pb2.FollowLogsRequest:
+    """The FollowLogs request for ``logs`` (``raw``: DETAIL_RAW, see :func:`raw_mode`)."""
+    if raw:
+        detail = logs_pb2.DETAIL_RAW
+    else:
+        detail = logs_pb2.DETAIL_FULL if args.output == "json" else logs_pb2.DETAIL_BASIC
     req = logs_pb2.FollowLogsRequest(
         follow=args.follow,
-        detail=logs_pb2.DETAIL_FULL if args.output == "json" else logs_pb2.DETAIL_BASIC,
+        detail=detail,
         tail_lines=args.tail,
-        max_batch_records=1000,
+        max_batch_records=5000 if raw else 1000,
     )
+    if args.tail <= 0:
+        req.start_at = logs_pb2.START_AT_END  # -n 0: only new lines (tail_lines 0 means 100)
     req.container.id = args.container or ""
     if args.since:
         since = parse_since(args.since)
@@ -189,6 +212,8 @@ def run_logs(args: argparse.Namespace, client: Client) -> int:
         return 0
     ids = _resolve_sources(args.source or [], sources)
     short = _short_names(sources)
+    if raw_mode(args):
+        return _follow_raw(client, _request(args, ids, raw=True), short, prefixed=len(ids) != 1)
     req = _request(args, ids)
     merger = Merger(window_s=0.25 if args.follow else 0.0)
     for batch in follow_batches(client, req, None if args.follow else args.timeout * 6):
@@ -197,6 +222,37 @@ def run_logs(args: argparse.Namespace, client: Client) -> int:
         merger.push(list(batch.records), now)
         _print_records(merger.pop_ready(now, flush=not args.follow or batch.live), args, short)
     _print_records(merger.pop_ready(0, flush=True), args, short)
+    return 0
+
+
+def _follow_raw(
+    client: Client, req: logs_pb2.FollowLogsRequest, short: dict[str, str], *, prefixed: bool
+) -> int:
+    """``logs -f`` in raw mode: chunks go to stdout in bulk, other records as lines."""
+    out = sys.stdout.buffer
+    prefixes: dict[str, bytes] = {}
+
+    def prefix(sid: str) -> bytes:
+        p = prefixes.get(sid)
+        if p is None:
+            p = prefixes[sid] = f"[{sanitize(short.get(sid, sid))}] ".encode() if prefixed else b""
+        return p
+
+    for batch in follow_batches(client, req, None):
+        if batch.sources_added:
+            short.update(_short_names(list(batch.sources_added)))
+        parts: list[bytes] = []
+        for item in batch_items(batch):
+            if isinstance(item, logs_pb2.RawChunk):
+                parts.append(render_chunk(item, prefix(item.source_id)))
+            elif item.kind == logs_pb2.RECORD_KIND_LINE:  # a long line or a CRI line
+                text = sanitize(item.raw or item.message)
+                parts.append(prefix(item.source_id) + text.encode() + b"\n")
+            else:  # gaps, notices, recorder events: borescope's own lines, with a time
+                parts.append(record_line(item, short).encode() + b"\n")
+        if parts:
+            out.write(b"".join(parts))
+            out.flush()
     return 0
 
 
@@ -278,6 +334,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         default=100,
         metavar="N",
         help="last N lines per source first (default 100)",
+    )
+    p.add_argument(
+        "--parse",
+        action="store_true",
+        help="with -f: parse every line (time, level) and merge sources by time, as without -f "
+        "(implied by --level, --grep, --since and -o json); slower than the raw default",
     )
     p.add_argument("--sources", action="store_true", help="list the log sources and exit")
     p.add_argument("--container", default="", help="container id or name (default: the app)")
