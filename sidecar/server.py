@@ -32,6 +32,9 @@ from sidecar.interceptors.audit import AuditInterceptor
 from sidecar.interceptors.auth import AuthInterceptor
 from sidecar.interceptors.errors import ErrorInterceptor
 from sidecar.interceptors.limits import LimitsInterceptor
+from sidecar.memory import settle
+from sidecar.reflection import SERVICE_NAME as REFLECTION_SERVICE
+from sidecar.reflection import LazyReflection
 from sidecar.services import register_all
 from sidecar.tls import server_credentials
 
@@ -189,10 +192,9 @@ def build(address: str, config: Config | None = None, deps: Deps | None = None) 
 
     sink.on_failure = audit_failed
     if config.reflection:
-        from grpc_reflection.v1alpha import reflection  # only when on: ~0.4 MiB RSS
-
-        reflection.enable_server_reflection(
-            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        # Served from the start; grpc_reflection itself is imported on the first call.
+        server.add_generic_rpc_handlers(
+            (LazyReflection([*names, health.SERVICE_NAME, REFLECTION_SERVICE]),)
         )
     port = _bind(server, address, creds)
     health_server, health_port = None, 0
@@ -263,6 +265,7 @@ def serve(config: Config) -> int:
     print(f"listening on {host}:{sc.port}", flush=True)  # the demo and tests wait for this line
     if sc.health_port:
         print(f"health on {listen_host_of(config.health_listen)}:{sc.health_port}", flush=True)
+    settle()  # start-up garbage and heap holes go back before we idle
     sc.server.wait_for_termination()
     if shutdown.is_alive():
         shutdown.join()  # parts (recorder, audit sink) close before we exit
