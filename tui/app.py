@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerFailed, WorkerState
 from textual.worker_manager import WorkerManager
 
 from protos import info_pb2
-from tui import recent
+from tui import heap, recent
 from tui.client import CONNECT_TIMEOUT_S, Client, ConnectError, Target, describe_rpc_error
 from tui.commands import BorescopeCommands
 from tui.connection import (
@@ -58,6 +58,8 @@ LIGHT_THEME = "textual-light"
 #: looping on a bug: leave with one line instead of flooding notifications.
 MAX_ERRORS = 30
 ERROR_WINDOW_S = 10.0
+#: After start-up (and a target switch), the long-lived heap is frozen (``tui.heap``).
+SETTLE_AFTER_S = 1.0
 
 
 class _ReportingWorkerManager(WorkerManager):
@@ -152,8 +154,10 @@ class BorescopeApp(App[int]):
         if self.watch_connection:
             self._start_connection(self.info)
         self.switch_mode(getattr(self, "home_mode", HOME))  # fleet mode opens on "fleet"
+        self.set_timer(SETTLE_AFTER_S, heap.settle)
 
     def on_unmount(self) -> None:
+        heap.release()
         if self.connection is not None:
             self.connection.on_change = lambda _s: None
             self.connection.stop(timeout=0.5)
@@ -310,6 +314,7 @@ class BorescopeApp(App[int]):
         if "_switching" not in self._modes:
             self.add_mode("_switching", Screen)
         await self.switch_mode("_switching")
+        heap.release()  # the old screens must be collectable
         for mode, (module, cls, _key, title) in SCREENS.items():
             await self.remove_mode(mode)
             self.add_mode(mode, self._screen_factory(module, cls, title))
@@ -319,6 +324,7 @@ class BorescopeApp(App[int]):
         if self.watch_connection:
             self._start_connection(info)
         await self.switch_mode(current)
+        self.set_timer(SETTLE_AFTER_S, heap.settle)
         old_client.close()
         self.notify(sanitize_markup(f"Now looking at {what}."), timeout=4)
 

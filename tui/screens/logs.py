@@ -139,7 +139,6 @@ class LogsScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.rows: deque[Row] = deque(maxlen=LINE_CAP)
-        self.line_rows: list[Row] = []  # the row behind each line of the view
         self.names: dict[str, str] = {}
         self.new_while_paused = 0
         self.received = 0
@@ -164,6 +163,11 @@ class LogsScreen(Screen[None]):
     def view(self) -> LogView:
         """The log pane."""
         return self.query_one("#logs-view", LogView)
+
+    @property
+    def line_rows(self) -> list[Row]:
+        """The row behind each line of the view (a pretty-printed row has several)."""
+        return self.view.rows
 
     def on_mount(self) -> None:
         self.set_interval(DRAIN_S, self.drain)
@@ -282,26 +286,30 @@ class LogsScreen(Screen[None]):
                 owners.append(r)
         if not lines:
             return
-        view = self.view
-        view.write_lines(lines, scroll_end=self.following)
-        self.line_rows.extend(owners)
-        excess = len(self.line_rows) - LINE_CAP
-        if excess > 0:  # the Log pruned as many lines from its start
-            del self.line_rows[:excess]
-            if self._pos is not None:
-                self._pos = max(0, self._pos - excess)
+        excess = self.view.write_rows(lines, owners, scroll_end=self.following)
+        if excess and self._pos is not None:  # the Log pruned as many lines from its start
+            self._pos = max(0, self._pos - excess)
 
     def _visible_rows(self, rows: Any) -> list[Row]:
-        """The rows that pass the level and filter (reactives read once, not per row)."""
+        """The rows that pass the level and filter (reactives read once, not per row).
+
+        The filter sees what is shown: the one-line form (time, level, source,
+        message and fields), and with pretty-print on, the raw JSON too.
+        """
         level, flt, gap = self.min_level, self._filter, logs_pb2.RECORD_KIND_GAP
         if not level and flt is None:
             return list(rows)
-        search = flt.search if flt is not None else None
+        if level:
+            rows = [r for r in rows if r.level >= level or r.kind == gap]
+        if flt is None:
+            return list(rows)
+        search, names, pretty = flt.search, self.names, self.pretty
         return [
             r
             for r in rows
-            if (not level or r.level >= level or r.kind == gap)
-            and (search is None or search(r.text) is not None)
+            if search(r.line or lines_of(r, names.get(r.source_id, r.source_id), False)[0])
+            is not None
+            or (pretty and search(r.text) is not None)
         ]
 
     def _colour_sources(self) -> None:
@@ -314,7 +322,6 @@ class LogsScreen(Screen[None]):
         """Show the kept rows again under the current level, filter and JSON mode."""
         view = self.view
         view.clear()
-        self.line_rows = []
         self._held.clear()
         self.new_while_paused = 0
         self._pos = None
@@ -343,7 +350,8 @@ class LogsScreen(Screen[None]):
         text = "  ·  ".join(parts)
         if text != self._status_text:  # Static.update relayouts the screen: only on a change
             self._status_text = text
-            self.query_one("#logs-status", Static).update(text)
+            # One fixed-height line: no layout pass (it re-renders the whole screen).
+            self.query_one("#logs-status", Static).update(text, layout=False)
 
     # -- following ----------------------------------------------------------------------
 

@@ -1,7 +1,11 @@
 """How the home screen shows a record: one fixed-column line (or several, pretty JSON).
 
-Pure functions and a small row type, so they are unit-tested without an app.
-Every target string goes through ``sanitize`` before it reaches the screen.
+The line is lnav-style: time, level, source, then the text. For a structured
+record (a JSON object or logfmt line) the text is its message followed by its
+other fields as ``key=value`` (``tui.widgets.log_fields``); the pretty-print
+toggle shows the whole JSON object instead. Pure functions and a small row
+type, so they are unit-tested without an app. Every target string goes
+through ``sanitize`` before it reaches the screen.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from datetime import UTC, datetime
 
 from protos import logs_pb2
 from tui.sanitize import sanitize
+from tui.widgets.log_fields import structure
 
 LEVEL_NAMES = {0: "", 1: "TRACE", 2: "DEBUG", 3: "INFO", 4: "WARN", 5: "ERROR", 6: "FATAL"}
 LEVEL_STYLES = {
@@ -64,6 +69,22 @@ class Row:
     receive_time: bool = False
     bookmarked: bool = False
     line: str = ""  # the formatted one-line form, cached (cleared when a bookmark changes)
+    message: str = ""  # structured records: the message (``text`` is then the raw line)
+    fields: str = ""  # structured records: the other fields, ``key=value ...``
+
+    @property
+    def body(self) -> str:
+        """What the one-line form shows after the source: the message and fields, or the text."""
+        if self.fields:
+            return f"{self.message} {self.fields}" if self.message else self.fields
+        return self.message or self.text
+
+    @property
+    def fields_at(self) -> int:
+        """Where the fields start in the one-line form (0: it has none)."""
+        if not self.fields:
+            return 0
+        return TEXT_AT + (len(self.message) + 1 if self.message else 0)
 
     @property
     def tag(self) -> str:
@@ -89,8 +110,13 @@ def row_of(r: logs_pb2.Record) -> Row:
         text = f"data lost: {r.gap.reason or r.message}"
     # isprintable() is False for every character sanitize() escapes (controls, line
     # separators, bidi marks): the common clean line skips the regex.
-    safe = text if text.isprintable() else sanitize(text)
-    return Row(r.time_ns, r.source_id, r.level, safe, r.kind, r.seq, r.time_is_receive)
+    safe = text if text.isprintable() else sanitize(text).expandtabs()
+    row = Row(r.time_ns, r.source_id, r.level, safe, r.kind, r.seq, r.time_is_receive)
+    if r.kind == logs_pb2.RECORD_KIND_LINE and not r.truncated:
+        parts = structure(safe)
+        if parts is not None and (parts[0] or parts[1]):
+            row.message, row.fields = parts
+    return row
 
 
 def short_name(source_id: str, path: str = "") -> str:
@@ -131,7 +157,7 @@ def lines_of(row: Row, source: str, pretty: bool) -> list[str]:
             body = json.dumps(obj, indent=2, ensure_ascii=False).splitlines()
             pad = " " * TEXT_AT
             return [head + body[0]] + [pad + sanitize(b) for b in body[1:]]
-    row.line = head + text
+    row.line = head + row.body
     return [row.line]
 
 
