@@ -6,13 +6,26 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
+from sidecar.argv import parse_serve
 from sidecar.config import Config, ConfigError, from_env, from_file, from_mapping
 
+if TYPE_CHECKING:
+    import argparse
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+
+def parse_args(argv: list[str]) -> argparse.Namespace | SimpleNamespace:
+    """The command line; the pod's plain ``serve`` line without importing argparse."""
+    return parse_serve(argv) or parse_with_argparse(argv)
+
+
+def parse_with_argparse(argv: list[str]) -> argparse.Namespace:
+    """The reference parser: help, ``token``, errors (exit 2 with argparse's message)."""
+    import argparse
+
     p = argparse.ArgumentParser(prog="borescope serve", description="Run the borescope sidecar.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve gRPC in the pod")
@@ -35,7 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_config(args: argparse.Namespace) -> Config:
+def load_config(args: argparse.Namespace | SimpleNamespace) -> Config:
     """defaults < file < BORESCOPE_* env < flags."""
     cfg = Config()
     if args.config:
@@ -52,7 +65,7 @@ def load_config(args: argparse.Namespace) -> Config:
     return from_mapping(flags, cfg)
 
 
-def token_command(args: argparse.Namespace) -> int:
+def token_command(args: argparse.Namespace | SimpleNamespace) -> int:
     """Print ``token`` and ``sha256`` lines (or just the hash of stdin)."""
     import hashlib
     import secrets  # lazy: random, bisect... are not needed by ``serve``

@@ -21,7 +21,7 @@ from protos import common_pb2, events_pb2, events_pb2_grpc
 from sidecar.convert import events as convert
 from sidecar.convert.common import epoch, timestamp
 from sidecar.deps import Deps
-from sidecar.services.logs import CURSOR_KEY
+from sidecar.interceptors.limits import CURSOR_KEY
 
 SERVICE_NAMES = [events_pb2.DESCRIPTOR.services_by_name["Events"].full_name]
 MAX_BATCH = 500
