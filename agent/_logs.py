@@ -220,7 +220,9 @@ class FileReader:
                     self._lines(p)
                 self._last_piece = p
             else:
-                if p.kind is PieceKind.GAP:
+                if p.kind is PieceKind.GAP or ((p.dev, p.ino) != self._ident and p.offset == 0):
+                    # A gap, or moving on to the next file: an unterminated last line of
+                    # the old one comes out before the notice, not after it.
                     self._flush_partial()
                 self._notice(p)
 
