@@ -172,6 +172,10 @@ async def test_memory_capped(logs_env: tuple[Running, Path, Path]) -> None:
         )
         assert len(screen.rows) <= LINE_CAP
         assert len(screen.line_rows) <= LINE_CAP and screen.view.line_count <= LINE_CAP
+        # The row behind each line stays aligned with the lines the Log pruned.
+        assert len(screen.line_rows) == len(screen.view.lines)
+        for line, row in zip(screen.view.lines[::997], screen.line_rows[::997], strict=True):
+            assert line.endswith(row.body)
 
 
 async def test_resumes_after_sidecar_restart_without_duplicates(tmp_path: Path) -> None:
@@ -219,3 +223,105 @@ async def test_resumes_after_sidecar_restart_without_duplicates(tmp_path: Path) 
             second.stop(0)
         app_proc.kill()
         app_proc.wait()
+
+
+@pytest.fixture
+def json_env(tmp_path: Path) -> Iterator[tuple[Running, Path]]:
+    """One JSON log with fields (an error among them, and a hostile value) and one text log."""
+    app = subprocess.Popen(["sleep", "300"])
+    a = tmp_path / "api.log"
+    b = tmp_path / "worker.log"
+    recs = [
+        {
+            "time": "2024-01-01T00:00:01Z",
+            "level": "info",
+            "msg": "request",
+            "path": "/cart",
+            "ms": 12,
+        },
+        {"time": "2024-01-01T00:00:02Z", "level": "warn", "msg": "slow query", "ms": 950},
+        {
+            "time": "2024-01-01T00:00:03Z",
+            "level": "error",
+            "msg": "db failed",
+            "err": "timeout after 5s",
+            "attempt": 3,
+        },
+        {"time": "2024-01-01T00:00:04Z", "level": "info", "msg": "evil", "v": "\x1b]52;c;aGk=\x07"},
+    ]
+    a.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    b.write_text("".join(f"2024-01-01T00:00:0{i}.500Z INFO worker tick {i}\n" for i in range(5)))
+    r = start_sidecar(Config(local_root=app.pid, log_sources=(str(a), str(b))))
+    yield r, a
+    r.client.close()
+    r.sidecar.stop(0)
+    app.kill()
+    app.wait()
+
+
+def shown(screen: LogsScreen) -> list[str]:
+    """The view's lines that belong to the two files (not the recorder's events)."""
+    return [
+        line
+        for line, row in zip(screen.view.lines, screen.line_rows, strict=True)
+        if row.source_id != "recorder"
+    ]
+
+
+async def test_json_records_read_as_message_and_fields(json_env: tuple[Running, Path]) -> None:
+    """JSON lines read lnav-style (time, level, source, message, key=value) by default; filter,
+    search, error jumps and bookmarks work on what is shown; j shows the whole JSON."""
+    r, _ = json_env
+    app = make_app(r.client)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await home(app, pilot, 9)
+        await wait_for(
+            pilot,
+            lambda: (
+                any(r.message == "evil" for r in screen.rows)
+                and any(r.text.endswith("worker tick 4") for r in screen.rows)
+            ),
+        )
+        lines = shown(screen)
+        db = next(x for x in lines if "db failed" in x)
+        assert db.split()[1:] == [
+            "ERROR", "api.log", "db", "failed", 'err="timeout', 'after', '5s"', "attempt=3"
+        ]  # fmt: skip
+        assert not any('{"time"' in x for x in lines)  # never the raw JSON
+        evil = next(x for x in lines if " evil " in x)
+        assert 'v="\\u001b]52;c;aGk=\\u0007"' in evil and "\x1b" not in evil
+        # The filter sees what is shown: a source name, a field.
+        screen.set_filter("api\\.log")
+        await pilot.pause()
+        assert len(shown(screen)) == 4
+        text = screen_text(app)  # (the host's own logs under /var/log are sources here too)
+        assert "INFO  api.log        request path=/cart ms=12" in text
+        assert "WARN  api.log        slow query ms=950" in text
+        screen.set_filter("attempt=3")
+        await pilot.pause()
+        assert [x.split()[1] for x in shown(screen)] == ["ERROR"]
+        screen.set_filter("worker\\.log")
+        await pilot.pause()
+        assert len(shown(screen)) == 5 and all("worker tick" in x for x in shown(screen))
+        await pilot.press("escape")
+        await pilot.pause()
+        # Search goes to a field's value; e goes to the error; m marks it and the mark shows
+        # in the gutter of the same lnav-style line.
+        screen.set_search("ms=950")
+        await pilot.pause()
+        assert screen._pos is not None and "slow query ms=950" in screen.view.lines[screen._pos]
+        await pilot.press("e")
+        assert screen._pos is not None and screen.line_rows[screen._pos].message == "db failed"
+        await pilot.press("m")
+        marked = screen.view.lines[screen._pos]
+        assert marked.startswith("●") and marked.endswith("db failed " + db.split("failed ")[1])
+        # Pretty-print: the whole JSON object under the head line, every key; a filter then
+        # also sees the raw JSON.
+        await pilot.press("j")
+        await pilot.pause()
+        assert any(x.strip() == '"err": "timeout after 5s",' for x in screen.view.lines)
+        assert any(x.strip() == '"time": "2024-01-01T00:00:03Z",' for x in screen.view.lines)
+        screen.set_filter('"attempt": 3')
+        await pilot.pause()
+        assert {row.message for row in screen.line_rows} == {"db failed"}
+        assert not [n for n in notes(app) if "rror" in n]
