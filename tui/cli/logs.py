@@ -251,7 +251,7 @@ def _follow_raw(
             else:  # gaps, notices, recorder events: borescope's own lines, with a time
                 parts.append(record_line(item, short).encode() + b"\n")
         if parts:
-            out.write(b"".join(parts))
+            out.write(parts[0] if len(parts) == 1 else b"".join(parts))
             out.flush()
     return 0
 
