@@ -468,6 +468,11 @@ def open_readers(
     return readers
 
 
+def _size(item: Item) -> int:
+    """Bytes of text an item carries (what a batch's size bound counts)."""
+    return len(item.data) if isinstance(item, RawChunk) else len(item.raw)
+
+
 class LogStream:
     """Batches from many readers; ``next_batch`` polls until a batch or the timeout.
 
@@ -518,7 +523,7 @@ class LogStream:
             if r.cursor != before:
                 advanced.append(r)
             if self.raw:
-                nbytes += sum(len(x.data) for x in out[k:] if type(x) is RawChunk)
+                nbytes += sum(_size(x) for x in out[k:])
                 if nbytes >= RAW_BATCH_BYTES:
                     break  # bound the message: the rest stays in the readers (and the files)
         self._next = (self._next + 1) % max(1, n)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from agent._follow import Start
-from agent._logs import FileReader, LogStream
+from agent._logs import RAW_BATCH_BYTES, FileReader, LogStream
 from agent._logs_raw import nth_line_end, segments, short_run_end, split_chunk
-from agent.results.logs import RawChunk, Record, RecordKind, Source, SourceKind
+from agent.results.logs import RawChunk, Record, RecordKind, Source, SourceFormat, SourceKind
 from tui.cli.logs_raw import safe_lines
 
 CAP = 100
@@ -261,3 +261,65 @@ def test_safe_lines_escapes_like_sanitize() -> None:
     assert safe_lines("c1 \u009b x\n".encode()) == b"c1 \\x9b x\n"
     assert safe_lines(b"bad \xff utf8\n") == "bad \ufffd utf8\n".encode()
     assert safe_lines("ok é\n".encode()) == "ok é\n".encode()
+
+
+def test_limit_max_batch_and_byte_bound(tmp_path: Path) -> None:
+    """A limit counts chunk lines (a chunk is cut to fit); max_batch bounds lines per batch;
+    a raw batch from many sources stops growing past RAW_BATCH_BYTES."""
+    log = tmp_path / "a.log"
+    log.write_bytes(b"".join(b"n=%d\n" % i for i in range(100)))
+    stream = LogStream([_reader(log, raw=True)], max_batch=30, limit=47, raw=True)
+    sizes = []
+    while not stream.done and (b := stream.poll()) is not None:
+        sizes.append(sum(c.lines for c in b.chunks) + len(b.records))
+    assert sizes == [30, 17] and stream.sent == 47
+    big = b"y" * 90 + b"\n"
+    paths = []
+    for k in range(8):
+        p = tmp_path / f"s{k}.log"
+        p.write_bytes(big * 3000)  # 273 KB each: one read (256 KiB) per poll
+        paths.append(p)
+    readers = [_reader(p, raw=True) for p in paths]
+    for i, r in enumerate(readers):
+        r.id = f"s{i}"
+    b = LogStream(readers, max_batch=100_000, raw=True).poll()
+    assert b is not None
+    total = sum(len(c.data) for c in b.chunks)
+    assert RAW_BATCH_BYTES <= total < RAW_BATCH_BYTES + (256 << 10)
+    assert len({c.source_id for c in b.chunks}) < 8  # the rest waits in the other files
+    for r in readers:
+        r.close()
+
+
+def test_cri_and_filtered_sources_are_never_raw(tmp_path: Path) -> None:
+    """CRI lines need joining and a filter needs parsed lines: such readers hand out records."""
+    log = tmp_path / "c.log"
+    log.write_bytes(b"2024-01-01T00:00:00Z stdout F hello\n")
+    cri = FileReader(
+        Source("c", SourceKind.STDIO, str(log), "/", format=SourceFormat.CRI),
+        cursor=None,
+        start=Start.BEGINNING,
+        tail_lines=0,
+        gap_on_lost=False,
+        keep=None,
+        cap=CAP,
+        full=False,
+        raw=True,
+    )
+    out: list[Record | RawChunk] = []
+    cri.take(10, out)
+    assert not cri.raw and [type(x) for x in out] == [Record] and out[0].raw == "hello"
+    filtered = FileReader(
+        Source("f", SourceKind.CONFIG, str(log), "/"),
+        cursor=None,
+        start=Start.BEGINNING,
+        tail_lines=0,
+        gap_on_lost=False,
+        keep=lambda r: True,
+        cap=CAP,
+        full=False,
+        raw=True,
+    )
+    assert not filtered.raw
+    cri.close()
+    filtered.close()
