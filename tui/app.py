@@ -117,10 +117,12 @@ class BorescopeApp(App[int]):
         info: info_pb2.GetInfoResponse | None = None,
         ping_interval: float = 2.0,
         watch_connection: bool = True,
+        kube_pod: tuple[Any, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.client = client
+        self._kube_pod = kube_pod
         self.info = info
         self.ping_interval = ping_interval
         self.watch_connection = watch_connection
@@ -144,6 +146,18 @@ class BorescopeApp(App[int]):
             return screen
 
         return make
+
+    def kube_pod(self) -> tuple[Any, Any] | None:
+        """(cluster, pod) when the sidecar was reached through Kubernetes, else None.
+
+        Given by the CLI (``borescope tui pod/NAME``, ``attach``), or the client's
+        own when it is a port-forward (``tui.kube.connect.KubeClient``: the picker).
+        The home screen then also reads the app's stdout through the API.
+        """
+        if self._kube_pod is not None:
+            return self._kube_pod
+        cluster, pod = getattr(self.client, "cluster", None), getattr(self.client, "pod", None)
+        return (cluster, pod) if cluster is not None and pod is not None else None
 
     def built_screens(self) -> list[Screen[Any]]:
         """Every mode screen built so far (they get connection changes)."""
@@ -319,6 +333,7 @@ class BorescopeApp(App[int]):
             await self.remove_mode(mode)
             self.add_mode(mode, self._screen_factory(module, cls, title))
         self.client, self.info, self._last_state = client, info, ""
+        self._kube_pod = None  # the new client says whether it goes through Kubernetes
         recent.remember(key)
         self.show_status(Status(CONNECTED, info=info))
         if self.watch_connection:

@@ -11,8 +11,8 @@ import itertools
 import json
 
 from protos import logs_pb2
-from tui.widgets.log_fields import MAX_VALUE, structure
-from tui.widgets.log_format import TEXT_AT, lines_of, row_of
+from tui.widgets.log_fields import MAX_VALUE, level_of, structure
+from tui.widgets.log_format import TEXT_AT, lines_of, row_of, short_name
 from tui.widgets.log_view import FIELDS_STYLE, TIME_STYLE, spans
 
 T = 1704067200_250_000_000  # 2024-01-01T00:00:00.25Z
@@ -145,3 +145,27 @@ def test_spans_dim_the_fields_only() -> None:
         (TEXT_AT, len(head), "red")
     ]
     assert spans(rest[0], row, False, {}) == [(0, len(rest[0]), "")]
+
+
+def test_levels_of_lines_the_sidecar_did_not_parse() -> None:
+    """Client-side sources (the API's copy of stdout): JSON/logfmt level keys, else an
+    upper-case level word near the start; lower-case prose is not a level."""
+    assert level_of('{"level":"warning","msg":"x"}') == logs_pb2.LEVEL_WARN
+    assert level_of('{"severity":"CRITICAL"}') == logs_pb2.LEVEL_FATAL
+    assert level_of("time=1 level=error msg=boom") == logs_pb2.LEVEL_ERROR
+    assert level_of("2026-01-01 12:00:00 ERROR payment failed") == logs_pb2.LEVEL_ERROR
+    assert level_of("INFO listening on :8080") == logs_pb2.LEVEL_INFO
+    assert level_of("an error happened, said nobody") == 0
+    assert level_of('{"msg":"no level"}') == 0
+
+
+def test_kube_source_names_and_nanosecond_times() -> None:
+    """The API's copy is named k8s:CONTAINER; the kubelet's stamp keeps all nine digits."""
+    from tui.kube.logs import parse_line
+    from tui.screens.logs_kube import source_id, time_ns
+
+    sid = source_id("shop", "web-0", "app")
+    assert short_name(sid, "app") == "k8s:app"
+    line = parse_line(b"2026-01-02T03:04:05.123456789Z hello")
+    assert time_ns(line) == 1767323045_123456789
+    assert time_ns(parse_line(b"no stamp here")) == 0

@@ -141,13 +141,18 @@ def connect(args: argparse.Namespace) -> Client:
 
 
 @contextlib.contextmanager
-def forwarded_target(args: argparse.Namespace) -> Iterator[Target]:
+def forwarded_target(
+    args: argparse.Namespace, on_kube: Callable[[Client], None] | None = None
+) -> Iterator[Target]:
     """The Target for ``args``: as given, or a port-forward kept up while inside.
 
     For commands that build their own Client (``borescope tui``)::
 
         with forwarded_target(args) as target:
             return launch(target)
+
+    ``on_kube`` is called with the port-forward's client (a ``KubeClient``:
+    its ``cluster`` and ``pod``) when the target is reached through Kubernetes.
 
     Raises:
         CliError: bad address, or the Kubernetes target cannot be reached (exit 2).
@@ -162,6 +167,8 @@ def forwarded_target(args: argparse.Namespace) -> Iterator[Target]:
         return
     client = _connect_kube(args, target_text)
     try:
+        if on_kube is not None:
+            on_kube(client)
         yield client.target
     finally:
         client.close()

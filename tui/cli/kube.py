@@ -221,7 +221,7 @@ def run_attach(args: argparse.Namespace) -> int:
                 return 0
         from tui.cli.tui_cmd import launch
 
-        return launch(Target(fwd.address, token), timeout=15.0)
+        return launch(Target(fwd.address, token), timeout=15.0, kube_pod=(cluster, target))
 
 
 def run_shell(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ address is one line on stderr and exit code 2, never a blank screen.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from protos import info_pb2
 from tui.cli.common import EXIT_USAGE, CliError, add_connection_args, forwarded_target
@@ -31,10 +32,14 @@ def handshake(
     return client, info
 
 
-def launch(target: Target, timeout: float = CONNECT_TIMEOUT_S) -> int:
+def launch(
+    target: Target, timeout: float = CONNECT_TIMEOUT_S, kube_pod: tuple[Any, Any] | None = None
+) -> int:
     """Handshake, then run the app until the user quits; returns the exit code.
 
     Other commands (``demo``, ``attach``) call this once they have a target.
+    ``kube_pod`` (cluster, pod): the target was reached through Kubernetes;
+    the home screen also reads the app's stdout through the API.
     """
     from tui import recent
     from tui.app import make_app
@@ -42,7 +47,7 @@ def launch(target: Target, timeout: float = CONNECT_TIMEOUT_S) -> int:
     client, info = handshake(target, timeout)
     recent.remember(target.address)
     try:
-        app = make_app(client, info=info)
+        app = make_app(client, info=info, kube_pod=kube_pod)
         rc = app.run()
     finally:
         client.close()
@@ -56,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
         return launch_fleet(args, fleet, min(args.timeout, CONNECT_TIMEOUT_S))
     # --addr as given, or pod/NAME, deploy/NAME, -l through a port-forward kept
     # up for as long as the app runs.
-    with forwarded_target(args) as target:
-        return launch(target, min(args.timeout, CONNECT_TIMEOUT_S))
+    pods: list[tuple[Any, Any]] = []
+    with forwarded_target(args, on_kube=lambda c: pods.append((c.cluster, c.pod))) as target:  # type: ignore[attr-defined]
+        return launch(target, min(args.timeout, CONNECT_TIMEOUT_S), pods[0] if pods else None)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -3,11 +3,13 @@
 A worker thread follows FollowLogs (the recorder is one of its sources) and
 puts batches in a small bounded queue; when the screen falls behind, the
 worker waits, gRPC flow control holds the sidecar, and the file stays the
-buffer. A timer drains the queue ten times a second, merges by (time,
+buffer. A timer drains the queue twenty times a second, merges by (time,
 source, seq) over a short window, and writes the new lines with one
 ``write_lines`` call. Everything kept is capped at ``LINE_CAP`` lines, so
 memory stays flat however long it runs. A dropped connection resumes from
 the cursors of the last batch taken, so no line shows twice or goes missing.
+Opened through Kubernetes, the app's stdout read through the API joins the
+merge as one more source (``logs_kube``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tui.client import Client, describe_rpc_error
 from tui.merge import Merger
 from tui.messages import CONNECTED, ConnectionChanged
 from tui.sanitize import sanitize
+from tui.screens.logs_kube import KubeFeed
 from tui.widgets.header import BorescopeHeader
 from tui.widgets.log_format import PALETTE, Row, lines_of, parse_jump, row_of, short_name
 from tui.widgets.log_view import LogView
@@ -152,6 +155,7 @@ class LogsScreen(Screen[None]):
         self._pos: int | None = None
         self._call: Any = None
         self._status_text = ""
+        self._kube: KubeFeed | None = None
 
     def compose(self) -> ComposeResult:
         yield BorescopeHeader()
@@ -172,9 +176,15 @@ class LogsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.set_interval(DRAIN_S, self.drain)
         self._start()
+        pod = self.app.kube_pod() if hasattr(self.app, "kube_pod") else None
+        if pod is not None:  # opened through Kubernetes: the app's stdout from the API too
+            self._kube = KubeFeed(*pod)
+            self._kube.start(self, self.app.client)  # type: ignore[attr-defined]
 
     def on_unmount(self) -> None:
         self._cancel()
+        if self._kube is not None:
+            self._kube.close()
 
     def on_connection_changed(self, msg: ConnectionChanged) -> None:
         if msg.state == CONNECTED and msg.reconnected and not self._streaming():
@@ -250,6 +260,11 @@ class LogsScreen(Screen[None]):
                 self.names[s.id] = short_name(s.id, s.path)
             self._merger.push(list(batch.records), now)
             self.live = self.live or batch.live
+        if self._kube is not None:
+            sources, kube_records = self._kube.take(max(0, MAX_RECORDS_PER_TICK - taken))
+            for s in sources:
+                self.names[s.id] = short_name(s.id, s.path)
+            self._merger.push(kube_records, now)
         records = self._merger.pop_ready(now, flush=not self.live)
         if records:
             self.add_records(records)

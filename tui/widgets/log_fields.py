@@ -8,6 +8,9 @@ The key lists mirror the sidecar's parser (``agent/_logparse.py``; the TUI
 never imports the agent): the keys it took the time, level and message
 from are the ones left out of the fields.
 
+``level_of`` reads a level for lines the sidecar did not parse (the app's
+stdout read client-side through the Kubernetes API).
+
 Everything returned is sanitised: a JSON string may decode to control
 characters (``"\\u001b]52;..."``) that must never reach the terminal.
 """
@@ -30,6 +33,33 @@ _LOGFMT_HEAD = re.compile(r"\s*[\w.@/-]+=")
 _BARE = re.compile(r'[^\s"=]+')  # a value shown without quotes
 
 
+#: Level words -> protos Level numbers (as the sidecar reads them).
+LEVELS = {
+    **dict.fromkeys(("trace", "trc"), 1),
+    **dict.fromkeys(("debug", "dbg", "fine"), 2),
+    **dict.fromkeys(("info", "inf", "information", "informational", "notice"), 3),
+    **dict.fromkeys(("warn", "warning", "wrn"), 4),
+    **dict.fromkeys(("error", "err", "eror", "severe"), 5),
+    **dict.fromkeys(("fatal", "critical", "crit", "panic", "emerg", "emergency", "alert"), 6),
+}
+_UPPER_LEVEL = re.compile(
+    r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRITICAL|PANIC)\b"
+)
+
+
+def level_of(text: str) -> int:
+    """The level of a line the sidecar did not parse (client-side sources): the level key of
+    a JSON or logfmt line, else an upper-case level word near the start; 0 when none."""
+    if text[:1] == "{" or "level=" in text:
+        obj = _mapping(text)
+        if obj is not None:
+            key = _first(obj, LEVEL_KEYS)
+            if key is not None:
+                return LEVELS.get(str(obj[key]).strip().lower(), 0)
+    m = _UPPER_LEVEL.search(text, 0, 160)
+    return LEVELS[m.group(1).lower()] if m else 0
+
+
 def structure(text: str) -> tuple[str, str] | None:
     """(message, fields) of a JSON-object or logfmt line; None for anything else.
 
@@ -37,6 +67,12 @@ def structure(text: str) -> tuple[str, str] | None:
     order, without the time, level and message keys. Values that need it are
     quoted (JSON string syntax); nested objects and arrays are compact JSON.
     """
+    obj = _mapping(text)
+    return _split(obj) if obj else None
+
+
+def _mapping(text: str) -> dict[str, object] | None:
+    """The key/value pairs of a JSON-object or logfmt line (None: neither)."""
     if text[:1] == "{":
         if text[-1:] != "}":
             return None  # cut at the line cap, or not JSON
@@ -44,9 +80,7 @@ def structure(text: str) -> tuple[str, str] | None:
             obj = json.loads(text)
         except ValueError:
             return None
-        if not isinstance(obj, dict):
-            return None
-        return _split(obj)
+        return obj if isinstance(obj, dict) else None
     if "=" in text and ("level=" in text or "msg=" in text) and _LOGFMT_HEAD.match(text):
         pairs: dict[str, object] = {}
         for k, v in _LOGFMT_PAIR.findall(text):
@@ -57,7 +91,7 @@ def structure(text: str) -> tuple[str, str] | None:
                     pairs[k] = v[1:-1]
             else:
                 pairs[k] = v
-        return _split(pairs) if pairs else None
+        return pairs
     return None
 
 

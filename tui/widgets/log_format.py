@@ -120,12 +120,15 @@ def row_of(r: logs_pb2.Record) -> Row:
 
 
 def short_name(source_id: str, path: str = "") -> str:
-    """A short label for a source: the file name, "stdout" for CRI, "recorder"."""
+    """A short label for a source: the file name, "stdout" for CRI, "recorder", and
+    "k8s:CONTAINER" for a container's output read through the Kubernetes API."""
     if source_id == "recorder":
         return "recorder"
     name = (path or source_id).rsplit("/", 1)[-1] or source_id
     if source_id.startswith("stdio:"):
         name = "stdout"
+    elif source_id.startswith("kube:"):
+        name = "k8s:" + name
     return sanitize(name)
 
 
