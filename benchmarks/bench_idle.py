@@ -16,6 +16,12 @@ prints the medians of ``--runs`` runs:
 
     idle_rss: X MiB | anchor: Y MiB | ratio: R (goal: <= 1.1)
     idle_cpu: X % of a core | anchor: Y % | (goal: <= 0.5 %)
+
+and, for information, the anonymous/file-backed split of both RSS figures
+(file-backed pages of shared libraries vary by ~1 MiB between runs, alike in
+both processes), and the sidecar's RSS once every service has served one call
+(services other than Events load their modules on first call; that figure is
+after the idle measurement, so it does not disturb it).
 """
 
 from __future__ import annotations
@@ -52,10 +58,19 @@ server.wait_for_termination()
 
 def rss_bytes(pid: int) -> int:
     """Resident set size from /proc/PID/status (VmRSS, kB)."""
+    return rss_parts(pid)["VmRSS"]
+
+
+def rss_parts(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon and RssFile of the process from /proc/PID/status, in bytes."""
+    out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+        key = line.split(":", 1)[0]
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            out[key] = int(line.split()[1]) * 1024
+    if "VmRSS" not in out:
+        raise RuntimeError(f"no VmRSS for {pid}")
+    return out
 
 
 def cpu_seconds(pid: int) -> float:
@@ -91,7 +106,51 @@ def recorder_running(address: str, token: str) -> str:
     return ""
 
 
+def touch_services(address: str, token: str) -> str:
+    """One call to every service the sidecar loads on first call; "" or what failed."""
+    import grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    from protos import (
+        files_pb2,
+        files_pb2_grpc,
+        info_pb2,
+        info_pb2_grpc,
+        logs_pb2,
+        logs_pb2_grpc,
+        network_pb2,
+        network_pb2_grpc,
+        processes_pb2,
+        processes_pb2_grpc,
+    )
+
+    kw: dict[str, Any] = {"metadata": (("authorization", f"Bearer {token}"),), "timeout": 10}
+    ask = reflection_pb2.ServerReflectionRequest(list_services="")
+    calls: list[tuple[str, Any]] = [
+        ("Info", lambda ch: info_pb2_grpc.InfoStub(ch).GetInfo(info_pb2.GetInfoRequest(), **kw)),
+        ("Processes", lambda ch: processes_pb2_grpc.ProcessesStub(ch).ListProcesses(
+            processes_pb2.ListProcessesRequest(), **kw)),
+        ("Files", lambda ch: files_pb2_grpc.FilesStub(ch).Stat(
+            files_pb2.StatRequest(path="/"), **kw)),
+        ("Network", lambda ch: network_pb2_grpc.NetworkStub(ch).ListInterfaces(
+            network_pb2.ListInterfacesRequest(), **kw)),
+        ("Logs", lambda ch: logs_pb2_grpc.LogsStub(ch).ListSources(
+            logs_pb2.ListSourcesRequest(), **kw)),
+        ("Reflection", lambda ch: list(reflection_pb2_grpc.ServerReflectionStub(
+            ch).ServerReflectionInfo(iter([ask]), **kw))),
+    ]  # fmt: skip
+    failed = []
+    with grpc.insecure_channel(address) as ch:
+        for name, call in calls:
+            try:
+                call(ch)
+            except grpc.RpcError as e:
+                failed.append(f"{name}: {e.code().name}")
+    return "; ".join(failed)
+
+
 RECORDER: list[str] = []
+TOUCHED: list[str] = []
 
 
 class Subject:
@@ -143,8 +202,10 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-def one_run(seconds: float, pod: bool) -> tuple[int, int, float, float]:
-    """(subject rss, anchor rss, subject cpu %, anchor cpu %) after ``seconds`` idle."""
+def one_run(seconds: float, pod: bool) -> tuple[int, int, float, float, int, int, int, int, int]:
+    """(subject rss, anchor rss, subject cpu %, anchor cpu %, subject anon, subject file,
+    anchor anon, anchor file, subject rss after one call to every service) after
+    ``seconds`` idle."""
     anchor = subprocess.Popen(
         [sys.executable, "-c", ANCHOR], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -159,14 +220,21 @@ def one_run(seconds: float, pod: bool) -> tuple[int, int, float, float]:
         time.sleep(max(0.0, seconds - SETTLE_S))
         elapsed = time.monotonic() - t0
         c1 = cpu_seconds(subject.pid), cpu_seconds(anchor.pid)
-        rss = rss_bytes(subject.pid), rss_bytes(anchor.pid)
-        # After measuring, so the check does not disturb the idle window.
+        sub, anc = rss_parts(subject.pid), rss_parts(anchor.pid)
+        # After measuring, so the checks do not disturb the idle window.
         RECORDER.append(recorder_running(subject.address, subject.token))
+        TOUCHED.append(touch_services(subject.address, subject.token))
+        time.sleep(SETTLE_S)
         return (
-            rss[0],
-            rss[1],
+            sub["VmRSS"],
+            anc["VmRSS"],
             100.0 * (c1[0] - c0[0]) / elapsed,
             100.0 * (c1[1] - c0[1]) / elapsed,
+            sub["RssAnon"],
+            sub["RssFile"],
+            anc["RssAnon"],
+            anc["RssFile"],
+            rss_bytes(subject.pid),
         )
     finally:
         if subject is not None:
@@ -184,10 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (15.0 if args.quick else 60.0)
     pod = os.geteuid() == 0 and not args.local
     results = [one_run(seconds, pod) for _ in range(args.runs)]
-    s_rss = statistics.median(r[0] for r in results) / 2**20
-    a_rss = statistics.median(r[1] for r in results) / 2**20
-    s_cpu = statistics.median(r[2] for r in results)
-    a_cpu = statistics.median(r[3] for r in results)
+    s_rss, a_rss = (statistics.median(r[i] for r in results) / 2**20 for i in (0, 1))
+    s_cpu, a_cpu = (statistics.median(r[i] for r in results) for i in (2, 3))
+    s_anon, s_file, a_anon, a_file, used = (
+        statistics.median(r[i] for r in results) / 2**20 for i in (4, 5, 6, 7, 8)
+    )
     off = [r for r in RECORDER if r]
     recorder = "on, every 2 s" if not off else f"NOT running in {len(off)} run(s): {off[0]}"
     mode = "sandbox pod" if pod else "local mode"
@@ -199,6 +268,16 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"idle_cpu: {s_cpu:.2f} % of a core | anchor: {a_cpu:.2f} % | "
         f"{'within' if s_cpu <= 0.5 else 'OVER'} goal (goal: <= 0.5 %)"
+    )
+    print(
+        f"  rss split: sidecar anon {s_anon:.1f} + file {s_file:.1f} MiB | "
+        f"anchor anon {a_anon:.1f} + file {a_file:.1f} MiB"
+    )
+    bad = [t for t in TOUCHED if t]
+    calls = "every call answered" if not bad else f"FAILED in {len(bad)} run(s): {bad[0]}"
+    print(
+        f"  after one call to every service (not idle; for information): {used:.1f} MiB, "
+        f"{used / a_rss:.2f}x the anchor ({calls})"
     )
     return 0
 

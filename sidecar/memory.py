@@ -1,10 +1,15 @@
-"""Hand start-up's transient memory back before idling.
+"""Hand start-up's transient memory back before idling, and keep idling cheap.
 
 Importing modules, building descriptors and dataclasses leaves garbage cycles
 and free holes in the malloc heap. Once the server is up: collect them, freeze
 what survives (later collections skip the long-lived start-up objects, so an
 idle sidecar's GC does not walk them every time) and return free heap pages
-to the kernel (glibc ``malloc_trim``; elsewhere a no-op).
+to the kernel (glibc ``malloc_trim``). Then fix glibc's thresholds so the
+recorder's /proc read buffers (1 MiB in ``agent._common.read_bytes``, 4 MiB for
+/proc/PID/net/*; several per sample) come from the heap: above the default
+128 KiB threshold each was an mmap, a page fault, an mremap and a munmap. (The
+Files service raises both further on its first call, for its download chunks.)
+Elsewhere than glibc: a no-op.
 """
 
 from __future__ import annotations
@@ -12,11 +17,21 @@ from __future__ import annotations
 import ctypes
 import gc
 
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+#: Requests below this come from the heap (the reads above are up to 4 MiB).
+MMAP_THRESHOLD = 8 << 20
+#: Free memory at the heap's top beyond this goes back to the kernel.
+TRIM_THRESHOLD = 16 << 20
+
 
 def settle() -> None:
-    """Collect, freeze the survivors, trim the heap. Call once, after start-up."""
+    """Collect, freeze the survivors, trim the heap, set thresholds. Call once, after start-up."""
     gc.collect()
     gc.freeze()
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
+    libc = ctypes.CDLL(None)
+    if getattr(libc, "malloc_trim", None) is None:
+        return
+    libc.malloc_trim(0)
+    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
