@@ -15,7 +15,6 @@ namespace, new pid) is counted as a restart of the same container.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -146,6 +145,8 @@ class Pod:
                 continue
             cg = read_cgroup(self.proc, p.pid)
             # No namespace access: the cgroup still tells containers apart.
+            import hashlib  # lazy: only this fallback needs it (OpenSSL, ~0.6 MiB RSS)
+
             digest = hashlib.sha256(cg.encode()).hexdigest()[:12]
             keys[p.pid] = f"cg-{digest}" if cg not in ("", "/") else "mnt-unknown"
         return keys

@@ -14,8 +14,6 @@ SERVING/NOT_SERVING and nothing else).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -37,6 +35,8 @@ _BEARER = "bearer "
 
 def token_sha256(token: str) -> str:
     """The hex SHA-256 of a token, the form the sidecar is configured with."""
+    import hashlib  # lazy: OpenSSL's digests (~0.6 MiB RSS) load with the first call to check
+
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -85,6 +85,8 @@ class AuthInterceptor(InterceptorBase):
             return "", "missing authorization metadata (expected 'authorization: Bearer <token>')"
         if header[: len(_BEARER)].lower() != _BEARER:
             return "", "authorization metadata is not a Bearer token"
+        import hmac  # lazy, as hashlib in token_sha256
+
         presented = token_sha256(header[len(_BEARER) :].strip()).encode()
         match = b""
         for h in self._hashes:  # no early exit: constant work whichever hash matches

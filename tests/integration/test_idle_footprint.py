@@ -59,6 +59,7 @@ NEVER = ("textual", "rich", "kubernetes", "tui", "psutil", "yaml")
 NOT_AT_IDLE = (
     "argparse",
     "tomllib",
+    "hmac",  # auth's digests load with the first call to check (hashlib: see agent._pod too)
     "http.client",
     "email",
     "grpc_reflection.v1alpha",  # (grpc itself imports the empty grpc_reflection package)
