@@ -303,8 +303,12 @@ async def test_json_records_read_as_message_and_fields(json_env: tuple[Running, 
         screen.set_filter("worker\\.log")
         await pilot.pause()
         assert len(shown(screen)) == 5 and all("worker tick" in x for x in shown(screen))
+        screen.set_filter("matches nothing at all")
+        await pilot.pause()
+        assert not screen.line_rows and screen.view.virtual_size.height == 0
         await pilot.press("escape")
         await pilot.pause()
+        assert screen.view.virtual_size.height == len(screen.view.lines) == len(screen.line_rows)
         # Search goes to a field's value; e goes to the error; m marks it and the mark shows
         # in the gutter of the same lnav-style line.
         screen.set_search("ms=950")

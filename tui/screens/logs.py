@@ -341,6 +341,8 @@ class LogsScreen(Screen[None]):
         self.new_while_paused = 0
         self._pos = None
         self._write(self._visible_rows(self.rows))
+        if not self.line_rows:
+            view.write_rows([], [], scroll_end=True)  # an empty view's size (clear() keeps it)
         view.restyle()
         self._status()
 

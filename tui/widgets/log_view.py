@@ -105,6 +105,7 @@ class LogView(Log):
         """The row behind each line (a pretty-printed row has several lines)."""
         self._styles: dict[str, Style] = {}
         self._styles_base: Style | None = None
+        self._remeasure = False
 
     # -- writing ---------------------------------------------------------------
 
@@ -123,9 +124,14 @@ class LogView(Log):
 
     def _update_size(self, updates: int, lines: list[str]) -> None:  # type: ignore[override]
         # Log measures each batch in a new worker thread; this is a few µs a batch.
+        if self._remeasure:  # the first batch after clear(): the width starts afresh
+            self._remeasure = False
+            self._width = 0
         if lines:
             width = max(len(s) if s.isascii() else cell_len(s) for s in lines)
             self._update_maximum_width(updates, width)
+        else:
+            self._update_maximum_width(updates, 0)
 
     def refresh_lines(self, y_start: int, line_count: int = 1) -> None:
         # Log forgets its cached strips one line at a time (20,000 calls for a full
@@ -133,7 +139,19 @@ class LogView(Log):
         ScrollView.refresh_lines(self, y_start, line_count)
 
     def clear(self) -> LogView:
-        super().clear()
+        """Remove every line, keeping the size until the next write (see below).
+
+        Log.clear() sets the virtual size to 0x0; the rewrite that follows (a
+        level or filter change) then sets it back, and each change of that
+        reactive is a layout pass of the whole screen (~10 ms) before the
+        frame that shows the key's effect. Here the size is left as it was
+        and the next write sets it once; it changes only if the content did.
+        """
+        self._lines.clear()
+        self._render_line_cache.clear()
+        self._updates += 1
+        self._clear_y = 0
+        self._remeasure = True
         self.rows.clear()
         return self
 
