@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import gc
 import os
 import statistics
 import subprocess
@@ -185,6 +186,7 @@ def p99(xs: list[float]) -> float:
 
 def measure(fmt: str, seconds: float) -> Result:
     """One run: a fresh file, sidecar and app, ``fmt`` lines ("text" or "json")."""
+    gc.collect()  # nothing of an earlier run's app left to skew this one's memory
     tmp = tempfile.mkdtemp(prefix="bs-bench-ingest-")
     path = os.path.join(tmp, "app.log")
     Path(path).touch()

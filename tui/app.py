@@ -339,7 +339,7 @@ class BorescopeApp(App[int]):
         if self.watch_connection:
             self._start_connection(info)
         await self.switch_mode(current)
-        self.set_timer(SETTLE_AFTER_S, heap.settle)
+        self.set_timer(SETTLE_AFTER_S, lambda: heap.settle(full=True))  # the old screens: gone
         old_client.close()
         self.notify(sanitize_markup(f"Now looking at {what}."), timeout=4)
 
