@@ -46,6 +46,7 @@ LINE_CAP = 20_000
 TAIL_LINES = 500
 DRAIN_S = 0.05  # 20 small batches a second: no single tick holds a key press for long
 MAX_RECORDS_PER_TICK = 2500  # 50k lines/s at most: keys stay responsive; the rest waits upstream
+KUBE_RECORDS_PER_TICK = 250  # the API's copy of stdout gets at least this (5k lines/s)
 INBOX_BATCHES = 16  # x <= 1000 records: what the worker may hold before it waits
 STREAM_TIMEOUT_S = 3600.0  # long streams end and resume from their cursors
 RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
@@ -261,7 +262,9 @@ class LogsScreen(Screen[None]):
             self._merger.push(list(batch.records), now)
             self.live = self.live or batch.live
         if self._kube is not None:
-            sources, kube_records = self._kube.take(max(0, MAX_RECORDS_PER_TICK - taken))
+            # Its own share too: a sidecar at full rate must not starve it.
+            share = max(KUBE_RECORDS_PER_TICK, MAX_RECORDS_PER_TICK - taken)
+            sources, kube_records = self._kube.take(share)
             for s in sources:
                 self.names[s.id] = short_name(s.id, s.path)
             self._merger.push(kube_records, now)
