@@ -105,6 +105,13 @@ class BorescopeApp(App[int]):
             "ctrl+r", "reconnect", "Retry now", show=False, tooltip="Ping or reconnect at once."
         ),
         Binding("f2", "toggle_theme", "Theme", show=False, tooltip="Switch dark / light theme."),
+        Binding(
+            "S",
+            "shell",
+            "Shell",
+            show=False,
+            tooltip="A shell in the sidecar container (through Kubernetes); exit to come back.",
+        ),
     ]
 
     header_state: reactive[HeaderState] = reactive(HeaderState, always_update=True)
@@ -146,6 +153,12 @@ class BorescopeApp(App[int]):
             return screen
 
         return make
+
+    def action_shell(self) -> None:
+        """Suspend the TUI for a shell in the sidecar container (``borescope shell``)."""
+        from tui.shell import open_shell
+
+        open_shell(self, self.kube_pod())
 
     def kube_pod(self) -> tuple[Any, Any] | None:
         """(cluster, pod) when the sidecar was reached through Kubernetes, else None.

@@ -266,3 +266,47 @@ def test_borescope_tui_through_kubernetes_shows_the_apps_stdout(
         assert "Traceback" not in t.screen()
     finally:
         t.close()
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_shell_key_suspends_the_tui_for_a_shell_in_the_sidecar(
+    api: FakeApiServer, pilot_sidecar: Running, tmp_path: Path
+) -> None:
+    """In a real terminal, S suspends the TUI and runs a shell over pods/exec in the sidecar
+    container; typing reaches it, and exiting brings the TUI back with the exit status."""
+    from tests.tui.test_tmux import ROOT, Tmux
+
+    _pods(api, pilot_sidecar)
+    env = {
+        "KUBECONFIG": os.environ["KUBECONFIG"],
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "TERM": "xterm-256color",
+        "PYTHONPATH": str(ROOT),
+    }
+    argv = [sys.executable, "-m", "tui.cli.main", "tui", "--target", "pod/web-0"]
+    t = Tmux([*argv, "--context", "fake", "-n", "shop"], env, (140, 40))
+    try:
+        t.wait_for("f Filter", timeout=30)
+        t.keys("S")
+        t.wait_for("borescope: shell in the borescope container of shop/web-0", timeout=20)
+        t.keys("echo shell-$((6*7))", "Enter")
+        t.wait_for("shell-42", timeout=10)
+        t.keys("exit 3", "Enter")
+        t.wait_for("exited with status 3", timeout=20)
+        q = api.state.seen("GET", "/pods/web-0/exec")[0]["query"]
+        assert q["container"] == ["borescope"] and q["tty"] == ["true"], q
+        t.keys("q")
+        assert t.exit_status() == 0
+        assert "Traceback" not in t.screen()
+    finally:
+        t.close()
+
+
+async def test_shell_key_on_a_direct_connection_is_a_notice(pilot_sidecar: Running) -> None:
+    """Without Kubernetes there is no pod to exec into: S says what to do instead."""
+    app: Any = make_app(pilot_sidecar.client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("S")
+        await wait_for(
+            pilot, lambda: any("needs a connection through Kubernetes" in n for n in notes(app))
+        )
