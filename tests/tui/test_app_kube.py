@@ -235,16 +235,10 @@ async def test_not_read_twice_when_the_sidecar_reads_stdout_itself(
         r.sidecar.stop(0)
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-def test_borescope_tui_through_kubernetes_shows_the_apps_stdout(
-    api: FakeApiServer, pilot_sidecar: Running, tmp_path: Path
-) -> None:
-    """`borescope tui --target pod/web-0` in a real terminal: the home screen has the app's
-    output read through the API (k8s:app) among the sidecar's logs; q leaves cleanly."""
+def _tui_in_tmux(tmp_path: Path) -> Any:
+    """`borescope tui --target pod/web-0` (context fake, ns shop) in a real tmux terminal."""
     from tests.tui.test_tmux import ROOT, Tmux
 
-    _pods(api, pilot_sidecar)
-    api.state.append_log("shop", "web-0", "app", '{"level":"warn","msg":"cart slow","ms":950}')
     env = {
         "KUBECONFIG": os.environ["KUBECONFIG"],
         "XDG_STATE_HOME": str(tmp_path / "state"),
@@ -252,7 +246,18 @@ def test_borescope_tui_through_kubernetes_shows_the_apps_stdout(
         "PYTHONPATH": str(ROOT),
     }
     argv = [sys.executable, "-m", "tui.cli.main", "tui", "--target", "pod/web-0"]
-    t = Tmux([*argv, "--context", "fake", "-n", "shop"], env, (140, 40))
+    return Tmux([*argv, "--context", "fake", "-n", "shop"], env, (140, 40))
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_borescope_tui_through_kubernetes_shows_the_apps_stdout(
+    api: FakeApiServer, pilot_sidecar: Running, tmp_path: Path
+) -> None:
+    """`borescope tui --target pod/web-0` in a real terminal: the home screen has the app's
+    output read through the API (k8s:app) among the sidecar's logs; q leaves cleanly."""
+    _pods(api, pilot_sidecar)
+    api.state.append_log("shop", "web-0", "app", '{"level":"warn","msg":"cart slow","ms":950}')
+    t = _tui_in_tmux(tmp_path)
     try:
         t.wait_for("f Filter", timeout=30)
         t.keys("f")
@@ -274,17 +279,8 @@ def test_shell_key_suspends_the_tui_for_a_shell_in_the_sidecar(
 ) -> None:
     """In a real terminal, S suspends the TUI and runs a shell over pods/exec in the sidecar
     container; typing reaches it, and exiting brings the TUI back with the exit status."""
-    from tests.tui.test_tmux import ROOT, Tmux
-
     _pods(api, pilot_sidecar)
-    env = {
-        "KUBECONFIG": os.environ["KUBECONFIG"],
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "TERM": "xterm-256color",
-        "PYTHONPATH": str(ROOT),
-    }
-    argv = [sys.executable, "-m", "tui.cli.main", "tui", "--target", "pod/web-0"]
-    t = Tmux([*argv, "--context", "fake", "-n", "shop"], env, (140, 40))
+    t = _tui_in_tmux(tmp_path)
     try:
         t.wait_for("f Filter", timeout=30)
         t.keys("S")
