@@ -49,3 +49,22 @@ def parse_stat(raw: bytes) -> tuple[str, list[bytes]]:
     lpar = raw.index(b"(")
     rpar = raw.rindex(b")")
     return text(raw[lpar + 1 : rpar]), raw[rpar + 2 :].split()
+
+
+def why_gone(pid: int, start_ticks: int, proc: str = PROC) -> str:
+    """Why the process (``pid``, ``start_ticks``) no longer runs; "" while it does.
+
+    A zombie counts as gone; so does a pid now used by a process that started
+    at another tick (``start_ticks`` 0: not checked).
+    """
+    if pid <= 0:
+        return ""
+    try:
+        _comm, fields = parse_stat(read_bytes(f"{proc}/{pid}/stat", 2048))
+    except (FileNotFoundError, ProcessLookupError):
+        return "exited"
+    if fields[0] in (b"Z", b"X"):
+        return "exited"
+    if start_ticks and int(fields[19]) != start_ticks:
+        return "exited (its pid now belongs to another process)"
+    return ""

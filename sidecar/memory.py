@@ -25,6 +25,16 @@ MMAP_THRESHOLD = 8 << 20
 TRIM_THRESHOLD = 16 << 20
 
 
+def malloc_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Set glibc's mmap and trim thresholds (bytes); False where there is no mallopt."""
+    libc = ctypes.CDLL(None)
+    if getattr(libc, "mallopt", None) is None:  # not glibc (musl): nothing changes
+        return False
+    libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)
+    libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)
+    return True
+
+
 def settle() -> None:
     """Collect, freeze the survivors, trim the heap, set thresholds. Call once, after start-up."""
     gc.collect()
@@ -33,5 +43,4 @@ def settle() -> None:
     if getattr(libc, "malloc_trim", None) is None:
         return
     libc.malloc_trim(0)
-    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    malloc_thresholds(MMAP_THRESHOLD, TRIM_THRESHOLD)

@@ -7,7 +7,6 @@ the content), and whether the object lay on a sensitive mount.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import time
@@ -19,7 +18,7 @@ import grpc
 import agent
 from agent import ContainerFs, FsPolicy, errors
 from agent import normalize_path as normalize
-from agent._common import parse_stat, read_bytes
+from agent._common import why_gone
 from agent._follow import Follower, Piece, PieceKind, Start, make_cursor
 from protos import common_pb2, files_pb2, files_pb2_grpc
 from sidecar import audit
@@ -28,6 +27,7 @@ from sidecar.convert import files as convert
 from sidecar.convert.common import epoch, timestamp
 from sidecar.deps import Deps
 from sidecar.interceptors.limits import CURSOR_KEY
+from sidecar.memory import malloc_thresholds
 
 SERVICE_NAMES = [files_pb2.DESCRIPTOR.services_by_name["Files"].full_name]
 
@@ -188,7 +188,7 @@ class FilesServicer(files_pb2_grpc.FilesServicer):
                     yield _piece(p, follower.cursor if i == len(pieces) - 1 else "")
                 if not pieces:
                     # Everything written before the target went is delivered; then end.
-                    gone = _root_gone(c.root, self.deps.config.proc_root)
+                    gone = why_gone(c.root.pid, c.root.start_ticks, self.deps.config.proc_root)
                     if gone:
                         _cursor_trailer(context, follower)
                         raise errors.NotFound(
@@ -291,35 +291,12 @@ def _cursor_trailer(context: grpc.ServicerContext, follower: Follower) -> None:
     context.set_trailing_metadata(((CURSOR_KEY, json.dumps({"cursor": follower.cursor})),))
 
 
-def _root_gone(ref: agent.ProcessRef, proc: str) -> str:
-    """Why the container's root process ``ref`` is gone ("" while it runs).
-
-    A follow reads through ``/proc/PID/root``: once that process exits (or its pid
-    is reused) the path names nothing and new data can never come.
-    """
-    if ref.pid <= 0:
-        return ""
-    try:
-        _comm, fields = parse_stat(read_bytes(f"{proc}/{ref.pid}/stat", 2048))
-    except (FileNotFoundError, ProcessLookupError):
-        return "exited"
-    if fields[0] in (b"Z", b"X"):
-        return "exited"
-    if ref.start_ticks and int(fields[19]) != ref.start_ticks:
-        return "exited (its pid now belongs to another process)"
-    return ""
-
-
 def _cursor_before_end(fd: int, tail_bytes: int) -> str:
     """A follow cursor ``tail_bytes`` before the end of the open file."""
     st = os.fstat(fd)
     off = max(0, st.st_size - tail_bytes)
     before = os.pread(fd, min(16, off), off - min(16, off)) if off else b""
     return make_cursor(st.st_dev, st.st_ino, off, before)
-
-
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
 
 
 def keep_chunk_memory() -> None:
@@ -332,12 +309,7 @@ def keep_chunk_memory() -> None:
     download at ~400 MiB/s. Raising both thresholds keeps those buffers in the
     heap (process-wide, a few MiB per busy stream at most).
     """
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(M_MMAP_THRESHOLD, 16 << 20)
-        libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
-    except (OSError, AttributeError):
-        pass  # not glibc (musl has no mallopt): slower downloads, nothing else changes
+    malloc_thresholds(16 << 20, 256 << 20)  # not glibc: slower downloads, nothing else
 
 
 def register(server: grpc.Server, deps: Deps) -> None:
