@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from agent._fs import normalize as normalize_path
     from agent._fs_resolve import open_in_root, open_regular_in_root
     from agent._fs_walk import du, filesystems, find
-    from agent._logs import LogFilter, LogStream, ReaderOptions, open_readers
+    from agent._logs import LogFilter, ReaderOptions, open_readers
+    from agent._logs_stream import LogStream
     from agent._net import is_listener, netns_pid, pod_sockets, process_sockets, target_root
     from agent._net_info import counters as net_counters
     from agent._net_info import interfaces as net_interfaces
@@ -70,7 +71,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "filesystems": ("agent._fs_walk", "filesystems"),
     "find": ("agent._fs_walk", "find"),
     "LogFilter": ("agent._logs", "LogFilter"),
-    "LogStream": ("agent._logs", "LogStream"),
+    "LogStream": ("agent._logs_stream", "LogStream"),
     "ReaderOptions": ("agent._logs", "ReaderOptions"),
     "open_readers": ("agent._logs", "open_readers"),
     "is_listener": ("agent._net", "is_listener"),

@@ -90,7 +90,7 @@ def event_record(ev: Event, seq: int) -> Record:
 
 
 class RecorderReader:
-    """The recorder's ring as a reader of a :class:`~agent._logs.LogStream`."""
+    """The recorder's ring as a reader of a :class:`~agent._logs_stream.LogStream`."""
 
     id = RECORDER_SOURCE_ID
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from agent._follow import Start
-from agent._logs import RAW_BATCH_BYTES, FileReader, LogStream
+from agent._logs import RAW_BATCH_BYTES, FileReader
 from agent._logs_raw import nth_line_end, segments, short_run_end, split_chunk
+from agent._logs_stream import LogStream
 from agent.results.logs import RawChunk, Record, RecordKind, Source, SourceFormat, SourceKind
 from tui.cli.logs_raw import safe_lines
 
