@@ -31,6 +31,7 @@ from tui.widgets.log_format import clock
 
 MAX_ROWS = 5000
 DRAIN_S = 0.2
+COLUMNS = ("time", "sev", "kind", "container", "message")
 RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 STREAM_TIMEOUT_S = 3600.0
 SEVERITY = {0: "info", 1: "WARN", 2: "CRIT"}
@@ -80,9 +81,7 @@ class EventsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#ev-table", DataTable)
-        for label in ("time", "sev", "kind", "container", "message"):
-            table.add_column(label, key=label)
+        _add_columns(self.query_one("#ev-table", DataTable))
         self.set_interval(DRAIN_S, self.drain)
         self._follow(self.app.client)  # type: ignore[attr-defined]
 
@@ -171,7 +170,8 @@ class EventsScreen(Screen[None]):
 
     def _redraw(self) -> None:
         table = self.query_one("#ev-table", DataTable)
-        table.clear()
+        table.clear(columns=True)  # columns fit what is shown now, not what was before
+        _add_columns(table)
         table.add_rows([self._cells(e) for e in self.events if self._shown(e)])
         table.move_cursor(row=max(0, table.row_count - 1))
 
@@ -210,3 +210,8 @@ class EventsScreen(Screen[None]):
         """Go to the newest event."""
         table = self.query_one("#ev-table", DataTable)
         table.move_cursor(row=max(0, table.row_count - 1))
+
+
+def _add_columns(table: DataTable[str]) -> None:
+    for label in COLUMNS:
+        table.add_column(label, key=label)
